@@ -1,0 +1,398 @@
+"""The attribution join: S3 writes x sessions (IP + time window) x logons.
+
+Pure: Arrow tables in, Arrow tables out, time passed in.  Works on columns (NumPy over Arrow
+buffers), never on per-row Python objects, except for the small sets it must (distinct IPs,
+distinct claimed ids, attributed sessions).
+
+Rules (see README "Attribution"):
+- in scope: the write's role is one of ``config.roles``; others are not attributed at all.
+- ``external``: the source is not an IP inside ``config.fleet_cidrs``.
+- candidates: sessions with ``eni_private_ip_address == source_ip`` and
+  ``start - tolerance <= event_time <= end + tolerance``.
+- a claimed session id among the candidates settles the choice; otherwise sessions whose own
+  window contains the event beat those matched only through the tolerance.
+- one left: ``attributed``; several: ``ambiguous``; none: ``pending`` until the sessions reports
+  covering the event are in, then ``unattributed``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .config import Config
+from .schemas import ATTRIBUTED_ACTIVITY, TS, conform
+
+DAY_MS = 86_400_000
+
+ATTRIBUTED = "attributed"
+AMBIGUOUS = "ambiguous"
+PENDING = "pending"
+UNATTRIBUTED = "unattributed"
+EXTERNAL = "external"
+STATUSES = (ATTRIBUTED, AMBIGUOUS, PENDING, UNATTRIBUTED, EXTERNAL)
+
+#: columns of the sessions frame the join needs (report sessions and live observations alike)
+SESSION_COLS = ("session_id", "user_id", "session_start_time", "session_end_time",
+                "eni_private_ip_address", "fleet_name", "stack_name", "instance_id")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which days' sessions reports are in, and the clock, to tell ``pending`` from final."""
+
+    report_days: frozenset[int]  # days since the epoch with a sessions report ingested
+    now_ms: int
+    grace_ms: int
+
+    @classmethod
+    def from_dates(cls, dates: list[str], now_ms: int, grace_hours: float) -> Coverage:
+        days = frozenset(int(np.datetime64(d, "D").astype(np.int64)) for d in dates if d)
+        return cls(days, now_ms, int(grace_hours * 3_600_000))
+
+    def covered(self, day: int) -> bool:
+        if day in self.report_days:
+            return True
+        # reports are written within 24 h of the day closing: a report two days later proves it
+        if any(d >= day + 2 for d in self.report_days):
+            return True
+        return self.now_ms >= (day + 1) * DAY_MS + self.grace_ms
+
+    def covered_range(self, first: int, last: int) -> bool:
+        return all(self.covered(d) for d in range(first, last + 1))
+
+
+@dataclass
+class AttributionResult:
+    activity: pa.Table  # ATTRIBUTED_ACTIVITY schema (without dt)
+    #: per activity row: does it settle the claim?  (True: claim known & not the holder; used by rules)
+    claim_known_elsewhere: np.ndarray
+    final: np.ndarray  # per row: covering reports are in (decisions that wait for reports may be taken)
+
+
+@lru_cache(maxsize=8)
+def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def classify_ips(values: pa.Array, cidrs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """Return (is_valid_ip, in_fleet, normalised_ip) for a string column, via its distinct values."""
+    nets = _networks(cidrs)
+    enc = pc.dictionary_encode(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
+    uniq = enc.dictionary.to_pylist()
+    valid = np.zeros(len(uniq) + 1, dtype=bool)
+    fleet = np.zeros(len(uniq) + 1, dtype=bool)
+    norm: list[str | None] = [None] * (len(uniq) + 1)
+    for i, text in enumerate(uniq):
+        try:
+            ip = ipaddress.ip_address(text.strip())
+        except (ValueError, AttributeError):
+            continue
+        valid[i] = True
+        norm[i] = str(ip)
+        fleet[i] = any(ip in n for n in nets if n.version == ip.version)
+    idx = enc.indices.fill_null(len(uniq)).to_numpy(zero_copy_only=False)
+    norm_arr = pa.array(norm, type=pa.string()).take(pa.array(idx))
+    return valid[idx], fleet[idx], norm_arr
+
+
+def extract_claims(writes: pa.Table, config: Config, logons: pa.Table | None = None) -> pa.Array:
+    """The session id each write claims (null when it claims none), per ``config.claim``."""
+    spec = config.claim
+    n = writes.num_rows
+    if spec.source == "none" or n == 0:
+        return pa.nulls(n, pa.string())
+    if spec.source == "role_session_name":
+        raw = writes.column("role_session_name")
+    elif spec.source == "source_identity":
+        raw = writes.column("source_identity")
+    elif spec.source == "key_regex":
+        rx = re.compile(spec.argument or "")
+        vals = []
+        for k in writes.column("key").to_pylist():
+            m = rx.search(k) if k else None
+            vals.append(m.group(1) if m else None)
+        raw = pa.chunked_array([pa.array(vals, type=pa.string())])
+    else:  # principal_tag:<key> -- tags of the role session that issued the write's access key
+        tags: dict[str, str] = {}
+        if logons is not None and logons.num_rows:
+            for akid, ptags in zip(logons.column("issued_access_key_id").to_pylist(),
+                                   logons.column("principal_tags").to_pylist(), strict=True):
+                if akid and ptags:
+                    try:
+                        val = orjson.loads(ptags).get(spec.argument)
+                    except (orjson.JSONDecodeError, AttributeError):
+                        continue
+                    if isinstance(val, str):
+                        tags[akid] = val
+        raw = pa.chunked_array([pa.array([tags.get(a) if a else None
+                                          for a in writes.column("access_key_id").to_pylist()],
+                                         type=pa.string())])
+    raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+    ok = pc.fill_null(pc.match_substring_regex(raw, spec.pattern), False)
+    return pc.if_else(ok, raw, pa.scalar(None, pa.string()))
+
+
+def _ms(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+
+
+def candidate_pairs(w_ip: pa.Array, w_ms: np.ndarray, w_mask: np.ndarray,
+                    sessions: pa.Table, tol_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (write index, session index, strict) with same IP and time within the tolerant window.
+
+    Sorted interval join: sessions ordered by (ip, start); each write finds the last session of its
+    IP starting at or before ``t + tol`` and walks back while an earlier session could still
+    cover ``t`` (bounded by the longest session in the data).
+    """
+    empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool))
+    if sessions.num_rows == 0 or not w_mask.any():
+        return empty
+    s_ip = sessions.column("eni_private_ip_address").combine_chunks()
+    # one dictionary for both sides so equal IPs get equal codes
+    both = pa.concat_arrays([s_ip.cast(pa.string()), w_ip.cast(pa.string())])
+    enc = pc.dictionary_encode(both)
+    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    s_code, w_code = codes[: len(s_ip)], codes[len(s_ip):]
+    s_start = _ms(sessions.column("session_start_time"))
+    s_end = _ms(sessions.column("session_end_time"))
+    s_ok = (s_code >= 0) & sessions.column("session_start_time").is_valid().to_numpy(zero_copy_only=False)
+    s_idx_all = np.nonzero(s_ok)[0]
+    if len(s_idx_all) == 0:
+        return empty
+    order = s_idx_all[np.lexsort((s_start[s_idx_all], s_code[s_idx_all]))]
+    so_code, so_start, so_end = s_code[order], s_start[order], s_end[order]
+    max_len = int((so_end - so_start).max()) if len(order) else 0
+
+    w_idx = np.nonzero(w_mask & (w_code >= 0))[0]
+    wc, wt = w_code[w_idx], w_ms[w_idx]
+    # position of the last session with (code, start) <= (wc, wt + tol)
+    # compare lexicographically via a structured search: search within each code's run
+    run_lo = np.searchsorted(so_code, wc, side="left")
+    run_hi = np.searchsorted(so_code, wc, side="right")
+    # one search over a combined (code-major, start-minor) key
+    span = int(so_start.max() - so_start.min() + max_len + 4 * tol_ms + 2) if len(order) else 1
+    base = int(so_start.min())
+    comb = so_code * span + (so_start - base)
+    qry = wc * span + np.clip(wt + tol_ms - base, -1, span - 1)
+    pos = np.searchsorted(comb, qry, side="right") - 1
+
+    out_w, out_s, out_strict = [], [], []
+    active = np.ones(len(w_idx), dtype=bool)
+    cur = pos.copy()
+    while True:
+        active &= (cur >= run_lo) & (cur < run_hi) & (cur >= 0)
+        if not active.any():
+            break
+        a = np.nonzero(active)[0]
+        c = cur[a]
+        st, en, t = so_start[c], so_end[c], wt[a]
+        hit = (st - tol_ms <= t) & (t <= en + tol_ms)
+        if hit.any():
+            h = a[hit]
+            out_w.append(w_idx[h])
+            out_s.append(order[c[hit]])
+            out_strict.append((st[hit] <= t[hit]) & (t[hit] <= en[hit]))
+        # stop walking once no earlier session on this IP can reach t
+        active[a] = st + max_len + tol_ms >= t
+        cur -= 1
+    if not out_w:
+        return empty
+    return np.concatenate(out_w), np.concatenate(out_s), np.concatenate(out_strict)
+
+
+def _list_array(offsets_src: np.ndarray, n: int, values: pa.Array) -> pa.Array:
+    counts = np.bincount(offsets_src, minlength=n) if len(offsets_src) else np.zeros(n, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Config,
+              coverage: Coverage, now_ms: int,
+              known_session: Callable[[list[str]], set[str]] | None = None,
+              session_source: pa.Array | None = None) -> AttributionResult:
+    """Attribute in-scope ``writes`` (S3_WRITES rows).  Out-of-scope writes are dropped.
+
+    ``sessions`` holds every session that could explain these writes (SESSION_COLS at least);
+    ``known_session(ids)`` answers which claimed ids exist anywhere (default: in ``sessions``);
+    ``session_source`` labels each session row ``report`` or ``live``.
+    """
+    in_scope = pc.fill_null(pc.is_in(writes.column("role_arn"), pa.array(list(config.roles), pa.string())),
+                            False)
+    writes = writes.filter(in_scope)
+    n = writes.num_rows
+    tol = config.tolerance_seconds * 1000
+    src = writes.column("source_ip").combine_chunks() if n else pa.array([], pa.string())
+    valid_ip, in_fleet, norm_ip = classify_ips(src, config.fleet_cidrs) if n else (
+        np.zeros(0, bool), np.zeros(0, bool), pa.array([], pa.string()))
+    w_ms = _ms(writes.column("event_time")) if n else np.zeros(0, np.int64)
+    claims = extract_claims(writes, config, logons)
+    if sessions.num_rows and "session_source" not in sessions.column_names:
+        src_col = session_source if session_source is not None else pa.array(["report"] * sessions.num_rows)
+        sessions = sessions.append_column("session_source", src_col)
+
+    pw, ps, strict = candidate_pairs(norm_ip, w_ms, in_fleet, sessions, tol)
+    s_ids = sessions.column("session_id").combine_chunks() if sessions.num_rows else pa.array([], pa.string())
+    # claimed id equals candidate session id?
+    if len(pw):
+        cl = claims.take(pa.array(pw))
+        sid = s_ids.take(pa.array(ps))
+        cm = pc.fill_null(pc.equal(cl, sid), False).to_numpy(zero_copy_only=False)
+    else:
+        cm = np.zeros(0, bool)
+    n_all = np.bincount(pw, minlength=n) if len(pw) else np.zeros(n, np.int64)
+    n_cm = np.bincount(pw, weights=cm, minlength=n) if len(pw) else np.zeros(n)
+    n_st = np.bincount(pw, weights=strict, minlength=n) if len(pw) else np.zeros(n)
+    keep = cm | ((n_cm[pw] == 0) & strict) | ((n_cm[pw] == 0) & (n_st[pw] == 0))
+    kw, ks = pw[keep], ps[keep]
+    n_keep = np.bincount(kw, minlength=n) if len(kw) else np.zeros(n, np.int64)
+    chosen = np.full(n, -1, dtype=np.int64)
+    single = n_keep[kw] == 1
+    chosen[kw[single]] = ks[single]
+
+    # coverage: a write is final once the reports for day(t - tol) .. day(t + max session + tol) are in
+    first_day = (w_ms - tol) // DAY_MS
+    last_day = (w_ms + int(config.max_session_hours * 3_600_000) + tol) // DAY_MS
+    final = np.zeros(n, dtype=bool)
+    if n:
+        pairs = np.stack([first_day, last_day], axis=1)
+        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+        ok = np.array([coverage.covered_range(int(a), int(b)) for a, b in uniq], dtype=bool)
+        final = ok[inv.reshape(-1)]
+
+    status = np.full(n, EXTERNAL, dtype=object)
+    status[in_fleet & (n_all == 0)] = UNATTRIBUTED
+    status[in_fleet & (n_all == 0) & ~final] = PENDING
+    status[in_fleet & (n_keep == 1)] = ATTRIBUTED
+    status[in_fleet & (n_keep > 1)] = AMBIGUOUS
+    match = np.full(n, None, dtype=object)
+    has = in_fleet & (n_keep >= 1)
+    match[has & (n_cm > 0)] = "claim"
+    match[has & (n_cm == 0) & (n_st > 0)] = "window"
+    match[has & (n_cm == 0) & (n_st == 0)] = "tolerance"
+
+    # candidate lists (all candidates, sorted by session id), per write
+    if len(pw):
+        cand_sid = s_ids.take(pa.array(ps)).to_numpy(zero_copy_only=False).astype(object)
+        order = np.lexsort((cand_sid.astype(str), pw))
+        cand_users = sessions.column("user_id").combine_chunks().take(pa.array(ps[order]))
+        cand_sids = pa.array(cand_sid[order], type=pa.string())
+        cand_pw = pw[order]
+    else:
+        cand_users = cand_sids = pa.array([], pa.string())
+        cand_pw = np.zeros(0, np.int64)
+    cand_sid_list = _list_array(cand_pw, n, cand_sids)
+    cand_user_list = _list_array(cand_pw, n, cand_users)
+
+    take_idx = pa.array(np.where(chosen >= 0, chosen, 0) if sessions.num_rows else np.zeros(n, np.int64))
+    has_choice = pa.array(chosen >= 0)
+
+    def pick(col: str, typ: pa.DataType = pa.string()) -> pa.Array:
+        if sessions.num_rows == 0:
+            return pa.nulls(n, typ)
+        vals = sessions.column(col).combine_chunks().take(take_idx)
+        return pc.if_else(has_choice, vals, pa.scalar(None, vals.type))
+
+    # claimed ids that are not among the candidates: do they exist anywhere?
+    claim_known_elsewhere = np.zeros(n, dtype=bool)
+    claim_py = claims.to_pylist()
+    unresolved = [i for i in range(n) if claim_py[i] is not None and in_fleet[i] and n_cm[i] == 0]
+    if unresolved:
+        ids = sorted({claim_py[i] for i in unresolved})
+        if known_session is None:
+            known = set(ids) & set(s_ids.to_pylist())
+        else:
+            known = known_session(ids)
+        for i in unresolved:
+            claim_known_elsewhere[i] = claim_py[i] in known
+
+    user_col = pick("user_id")
+    start_col = pick("session_start_time", TS)
+    logon_id, logon_ts, logon_ip = match_logons(user_col, start_col, logons, config)
+
+    activity = pa.table({
+        "event_id": writes.column("event_id"),
+        "event_time": writes.column("event_time"),
+        "event_name": writes.column("event_name"),
+        "bucket": writes.column("bucket"),
+        "key": writes.column("key"),
+        "source_ip": writes.column("source_ip"),
+        "vpc_endpoint_id": writes.column("vpc_endpoint_id"),
+        "principal_arn": writes.column("principal_arn"),
+        "role_arn": writes.column("role_arn"),
+        "claimed_session_id": claims,
+        "status": pa.array(status.tolist(), pa.string()),
+        "match": pa.array(match.tolist(), pa.string()),
+        "user_id": user_col,
+        "session_id": pick("session_id"),
+        "session_source": pick("session_source"),
+        "session_start_time": start_col,
+        "session_end_time": pick("session_end_time", TS),
+        "candidate_user_ids": cand_user_list,
+        "candidate_session_ids": cand_sid_list,
+        "fleet_name": pick("fleet_name"),
+        "stack_name": pick("stack_name"),
+        "instance_id": pick("instance_id"),
+        "logon_event_id": logon_id,
+        "logon_time": logon_ts,
+        "logon_source_ip": logon_ip,
+        "error_code": writes.column("error_code"),
+        "computed_at": pa.array(np.full(n, now_ms, dtype=np.int64)).cast(TS),
+    })
+    return AttributionResult(conform(activity, ATTRIBUTED_ACTIVITY), claim_known_elsewhere, final)
+
+
+def match_logons(users: pa.Array, starts: pa.Array, logons: pa.Table,
+                 config: Config) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """For each (user, session start): the same user's successful logon closest before the start
+    (within ``config.logon_window_hours``; the clock-skew tolerance is allowed after the start)."""
+    n = len(users)
+    if n == 0 or logons.num_rows == 0:
+        return pa.nulls(n, pa.string()), pa.nulls(n, TS), pa.nulls(n, pa.string())
+    ok = pc.and_(pc.is_valid(logons.column("user_name")), pc.equal(logons.column("outcome"), "Success"))
+    lg = logons.filter(pc.fill_null(ok, False))
+    by_user: dict[str, tuple[list[int], list[str], list[str | None]]] = {}
+    rows = sorted(zip(lg.column("user_name").to_pylist(), _ms(lg.column("event_time")).tolist(),
+                      lg.column("event_id").to_pylist(), lg.column("source_ip").to_pylist(), strict=True))
+    for u, t, eid, ip in rows:
+        ts, ids, ips = by_user.setdefault(u, ([], [], []))
+        ts.append(t)
+        ids.append(eid)
+        ips.append(ip)
+    tol = config.tolerance_seconds * 1000
+    window = int(config.logon_window_hours * 3_600_000)
+    u_list = users.to_pylist()
+    s_list = starts.cast(pa.int64()).to_pylist()
+    memo: dict[tuple[str, int], tuple[str | None, int | None, str | None]] = {}
+    out_id: list[str | None] = []
+    out_t: list[int | None] = []
+    out_ip: list[str | None] = []
+    for u, s in zip(u_list, s_list, strict=True):
+        res: tuple[str | None, int | None, str | None] = (None, None, None)
+        if u is not None and s is not None:
+            key = (u, s)
+            if key in memo:
+                res = memo[key]
+            else:
+                entry = by_user.get(u)
+                if entry:
+                    ts, ids, ips = entry
+                    j = bisect_right(ts, s + tol) - 1
+                    if j >= 0 and ts[j] >= s - window:
+                        res = (ids[j], ts[j], ips[j])
+                memo[key] = res
+        out_id.append(res[0])
+        out_t.append(res[1])
+        out_ip.append(res[2])
+    return (pa.array(out_id, pa.string()), pa.array(out_t, pa.int64()).cast(TS),
+            pa.array(out_ip, pa.string()))

@@ -1,0 +1,260 @@
+"""``auditcorr``: the command-line shell over the core, on the embedded default (local lake + DuckDB)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+import orjson
+import pyarrow as pa
+
+from . import config as cfgmod
+from .counts import IngestSummary
+from .lake import Lake
+from .pipeline import Pipeline
+from .sources import walk
+
+DEFAULT_LAKE = "./lake"
+
+
+def _config(path: str | None) -> cfgmod.Config:
+    path = path or os.environ.get("AUDITCORR_CONFIG")
+    try:
+        return cfgmod.load(path)
+    except cfgmod.ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _lake(uri: str) -> Lake:
+    return Lake.open(uri)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(v, list):
+        return ";".join(_cell(x) for x in v)
+    return str(v)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+def render(table: pa.Table, fmt: str, max_width: int = 60) -> str:
+    rows = table.to_pylist()
+    cols = table.column_names
+    if fmt == "json":
+        return orjson.dumps([_jsonable(r) for r in rows], default=str).decode()
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([_cell(r[c]) for c in cols])
+        return buf.getvalue().rstrip("\n")
+    cells = [[_cell(r[c]) for c in cols] for r in rows]
+    cells = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in cells]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def summary_text(summary: IngestSummary) -> str:
+    lines = ["ingest summary (records: in = written + duplicates + skipped + rejected)"]
+    hdr = f"  {'file type':<20} {'files':>6} {'bad':>4} {'in':>9} {'written':>9} {'dup':>7} {'skipped':>8} {'rejected':>8}"
+    lines.append(hdr)
+    for kind, r in sorted(summary.by_kind().items()):
+        lines.append(f"  {kind:<20} {r['files']:>6} {r['files_rejected']:>4} {r['records_in']:>9} {r['written']:>9} "
+                     f"{r['duplicates']:>7} {r['skipped']:>8} {r['rejected']:>8}")
+    reasons = summary.reasons()
+    if reasons:
+        lines.append("  reasons:")
+        for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"    {n:>8}  {reason}")
+    lines.append(f"  alerts opened: {summary.alerts_opened}, closed: {summary.alerts_closed}; "
+                 f"partitions re-attributed: {len(set(summary.recomputed_days))}")
+    if not summary.reconciles:
+        lines.append("  WARNING: counts do not reconcile (please report a bug)")
+    return "\n".join(lines)
+
+
+def run_ingest(pipe: Pipeline, paths: list[str], summary: IngestSummary | None = None,
+               echo: Any = None) -> IngestSummary:
+    summary = summary or IngestSummary()
+    for path in walk(paths):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            from .counts import FileOutcome
+
+            summary.files.append(FileOutcome(source=str(path), kind="unreadable", error=f"cannot read: {exc.strerror}"))
+            continue
+        out = pipe.ingest_object(str(path), data, summary=summary)
+        summary.files.append(out)
+        if echo and out.error:
+            echo(f"rejected {path}: {out.error}")
+    return summary
+
+
+lake_opt = click.option("--lake", default=DEFAULT_LAKE, show_default=True, help="lake folder (or s3://bucket/prefix)")
+config_opt = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                          help="TOML configuration (default: $AUDITCORR_CONFIG, else built-in defaults)")
+fmt_opt = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+                       show_default=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="more log output on stderr")
+@click.version_option(package_name="auditcorr")
+def main(verbose: int) -> None:
+    """Attribute S3 writes made inside Amazon AppStream 2.0 to the user and session behind them."""
+    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@lake_opt
+@config_opt
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+def ingest(lake: str, config_path: str | None, paths: tuple[str, ...]) -> None:
+    """Ingest CloudTrail log files and AppStream usage reports (files or folders, in order)."""
+    pipe = Pipeline(_lake(lake), _config(config_path))
+    summary = run_ingest(pipe, list(paths), echo=lambda m: click.echo(m, err=True))
+    click.echo(summary_text(summary))
+
+
+@main.command()
+@lake_opt
+@config_opt
+def reattribute(lake: str, config_path: str | None) -> None:
+    """Re-check partitions that still hold pending writes (run daily, or after late reports)."""
+    pipe = Pipeline(_lake(lake), _config(config_path))
+    summary = IngestSummary()
+    days = pipe.pending_days()
+    pipe.reattribute(days, "recompute-scheduled", summary)
+    click.echo(f"re-attributed {len(days)} partition(s); alerts opened {summary.alerts_opened}, "
+               f"closed {summary.alerts_closed}")
+
+
+def _runner(lake: str) -> Any:
+    from .query.engine import LocalEngine
+
+    eng = LocalEngine(_lake(lake))
+    return eng.query
+
+
+@main.command()
+@lake_opt
+@fmt_opt
+@click.argument("sql")
+def query(lake: str, fmt: str, sql: str) -> None:
+    """Run Athena (Trino) SQL over the lake's tables, locally in DuckDB."""
+    from .query.trino import UnsupportedSQL
+
+    try:
+        result = _runner(lake)(sql, [])
+    except UnsupportedSQL as exc:
+        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - engine errors are user errors here
+        if type(exc).__module__.startswith("duckdb"):
+            raise click.ClickException(f"query failed: {exc}") from exc
+        raise
+    click.echo(render(result, fmt))
+
+
+@main.command()
+@lake_opt
+@fmt_opt
+@click.option("--status", type=click.Choice(["open", "closed", "all"]), default="open", show_default=True)
+@click.option("--rule", default=None, help="only this rule")
+def alerts(lake: str, fmt: str, status: str, rule: str | None) -> None:
+    """List alerts (latest state of each)."""
+    from .query import analyst
+
+    t = analyst.alerts(_runner(lake), None if status == "all" else status, rule)
+    if fmt == "table":
+        t = t.select(["event_time", "severity", "rule", "status", "user_id", "source_ip", "claimed_session_id",
+                      "session_id", "bucket", "key", "alert_id"])
+    click.echo(render(t, fmt, max_width=44))
+
+
+@main.command()
+@lake_opt
+@fmt_opt
+@click.option("--bucket", required=True)
+@click.option("--key", required=True)
+def who(lake: str, fmt: str, bucket: str, key: str) -> None:
+    """Who wrote this object: write -> IP and time -> session -> user -> logon."""
+    from .query import analyst
+
+    t = analyst.who(_runner(lake), bucket, key)
+    if fmt != "table":
+        click.echo(render(t, fmt))
+        return
+    rows = t.to_pylist()
+    if not rows:
+        click.echo(f"no write of s3://{bucket}/{key} in the lake")
+        return
+    click.echo("\n".join(analyst.evidence_chain(rows)))
+
+
+def _time(value: str | None, default: datetime) -> datetime:
+    if not value:
+        return default
+    from .timeparse import TimeError, parse_ms
+
+    try:
+        return datetime.fromtimestamp(parse_ms(value if "T" in value or " " in value else value + "T00:00:00Z")
+                                      / 1000, tz=UTC)
+    except TimeError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@main.command()
+@lake_opt
+@fmt_opt
+@click.option("--user", required=True, help="the user id (SAML subject)")
+@click.option("--since", default=None, help="ISO time or date (UTC); default: 30 days before --until")
+@click.option("--until", default=None, help="ISO time or date (UTC); default: now")
+def timeline(lake: str, fmt: str, user: str, since: str | None, until: str | None) -> None:
+    """A user's logons, sessions, writes and alerts, in order."""
+    from .query import analyst
+
+    end = _time(until, datetime.now(UTC) + timedelta(days=1))
+    start = _time(since, end - timedelta(days=30))
+    click.echo(render(analyst.timeline(_runner(lake), user, start, end), fmt, max_width=70))
+
+
+@main.command()
+@click.option("--keep", type=click.Path(file_okay=False), default=None,
+              help="keep the generated inputs and the lake in this folder")
+@click.option("--seed", default=7, show_default=True)
+def demo(keep: str | None, seed: int) -> None:
+    """Generate a synthetic AppStream world, ingest it in arrival order, show what auditcorr finds."""
+    from .demo.run import run_demo
+
+    run_demo(keep, seed, click.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

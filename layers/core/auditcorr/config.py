@@ -1,0 +1,196 @@
+"""Configuration: a TOML file, or defaults that serve the demo.
+
+The core never reads the environment; the CLI and the Lambda handlers build a :class:`Config`
+(from ``--config``/``AUDITCORR_CONFIG`` or from template parameters) and pass it in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ROLES = ("arn:aws:iam::111122223333:role/AppStreamFleetRole",)
+DEFAULT_FLEET_CIDRS = ("10.40.0.0/16",)
+DEFAULT_WRITE_EVENTS = (
+    "PutObject",
+    "CopyObject",
+    "CompleteMultipartUpload",
+    "UploadPart",
+    "UploadPartCopy",
+    "CreateMultipartUpload",
+    "PostObject",
+)
+DEFAULT_LOGON_EVENTS = ("AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "ConsoleLogin", "AssumeRole")
+#: AppStream session ids are UUIDs; a claimed value that does not look like one is not a claim
+#: (the fleet role's own session name, for example).
+DEFAULT_CLAIM_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+CLAIM_SOURCES = ("role_session_name", "source_identity", "principal_tag", "key_regex", "none")
+
+SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+
+DEFAULT_SEVERITY = {
+    "session_id_mismatch": "HIGH",
+    "unknown_session_id": "HIGH",
+    "credentials_outside_fleet": "CRITICAL",
+    "unattributed_activity": "MEDIUM",
+    "session_without_logon": "MEDIUM",
+    "logon_user_mismatch": "HIGH",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message says which key."""
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    source: str = "role_session_name"
+    argument: str | None = None  # tag key for principal_tag, regex for key_regex
+    pattern: str = DEFAULT_CLAIM_PATTERN
+
+    @classmethod
+    def parse(cls, text: str, pattern: str = DEFAULT_CLAIM_PATTERN) -> ClaimSpec:
+        kind, _, arg = text.partition(":")
+        if kind not in CLAIM_SOURCES:
+            raise ConfigError(f"claims.session_id: unknown source {kind!r}; expected one of {CLAIM_SOURCES}")
+        if kind in ("principal_tag", "key_regex") and not arg:
+            raise ConfigError(f"claims.session_id: {kind} needs an argument, e.g. {kind}:<value>")
+        if kind == "key_regex":
+            try:
+                rx = re.compile(arg)
+            except re.error as exc:
+                raise ConfigError(f"claims.session_id: invalid regex: {exc}") from exc
+            if rx.groups != 1:
+                raise ConfigError("claims.session_id: key_regex needs exactly one capture group")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"claims.pattern: invalid regex: {exc}") from exc
+        return cls(kind, arg or None, pattern)
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.argument}" if self.argument else self.source
+
+
+@dataclass(frozen=True)
+class Config:
+    tolerance_seconds: int = 60
+    roles: tuple[str, ...] = DEFAULT_ROLES
+    fleet_cidrs: tuple[str, ...] = DEFAULT_FLEET_CIDRS
+    #: longest a session can last (AppStream's default maximum user duration is 16 h); a write at
+    #: time t is final only once the reports for day(t) .. day(t + this) are in.
+    max_session_hours: float = 16.0
+    #: after this many hours past the end of a day with no report, the day counts as covered
+    #: (AppStream writes no report for a day without sessions).
+    report_grace_hours: float = 48.0
+    write_events: tuple[str, ...] = DEFAULT_WRITE_EVENTS
+    logon_events: tuple[str, ...] = DEFAULT_LOGON_EVENTS
+    claim: ClaimSpec = field(default_factory=ClaimSpec)
+    severity: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITY))
+    disabled_rules: tuple[str, ...] = ()
+    #: files per partition above which ingest compacts the partition into one file
+    compact_threshold: int = 16
+    # live verification (AppStream API)
+    live_freshness_seconds: int = 180
+    live_stacks: tuple[tuple[str, str], ...] = ()  # (stack, fleet) pairs; empty: discover
+    # logon cross-check
+    logon_window_hours: float = 12.0
+    logon_mismatch_window_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        if self.tolerance_seconds < 0:
+            raise ConfigError("attribution.tolerance_seconds must be >= 0")
+        for cidr in self.fleet_cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"attribution.fleet_cidrs: {cidr!r} is not a CIDR") from exc
+        for rule, sev in self.severity.items():
+            if sev not in SEVERITIES:
+                raise ConfigError(f"severity.{rule}: {sev!r} is not one of {SEVERITIES}")
+
+    def with_(self, **kw: Any) -> Config:
+        return replace(self, **kw)
+
+    def rule_enabled(self, rule: str) -> bool:
+        return rule not in self.disabled_rules
+
+
+def _tuple_of_str(section: dict[str, Any], key: str, where: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    if key not in section:
+        return default
+    value = section[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}.{key} must be a list of strings")
+    return tuple(value)
+
+
+def _number(section: dict[str, Any], key: str, where: str, default: float) -> float:
+    if key not in section:
+        return default
+    value = section[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where}.{key} must be a number")
+    return value
+
+
+def from_mapping(data: dict[str, Any]) -> Config:
+    known = {"attribution", "claims", "ingest", "alerts", "live", "logon_check", "lake"}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"unknown section(s): {sorted(unknown)}")
+    att = data.get("attribution", {})
+    claims = data.get("claims", {})
+    ing = data.get("ingest", {})
+    alerts = data.get("alerts", {})
+    live = data.get("live", {})
+    lcheck = data.get("logon_check", {})
+    lake = data.get("lake", {})
+    severity = dict(DEFAULT_SEVERITY)
+    for rule, sev in alerts.get("severity", {}).items():
+        severity[rule] = str(sev).upper()
+    disabled = list(_tuple_of_str(alerts, "disabled", "alerts", ()))
+    if lcheck.get("enabled", True) is False:
+        disabled += ["session_without_logon", "logon_user_mismatch"]
+    stacks: list[tuple[str, str]] = []
+    for item in live.get("stacks", []):
+        if not isinstance(item, dict) or "stack" not in item or "fleet" not in item:
+            raise ConfigError("live.stacks entries need 'stack' and 'fleet'")
+        stacks.append((str(item["stack"]), str(item["fleet"])))
+    return Config(
+        tolerance_seconds=int(_number(att, "tolerance_seconds", "attribution", 60)),
+        roles=_tuple_of_str(att, "roles", "attribution", DEFAULT_ROLES),
+        fleet_cidrs=_tuple_of_str(att, "fleet_cidrs", "attribution", DEFAULT_FLEET_CIDRS),
+        max_session_hours=float(_number(att, "max_session_hours", "attribution", 16.0)),
+        report_grace_hours=float(_number(att, "report_grace_hours", "attribution", 48.0)),
+        write_events=_tuple_of_str(ing, "write_events", "ingest", DEFAULT_WRITE_EVENTS),
+        logon_events=_tuple_of_str(ing, "logon_events", "ingest", DEFAULT_LOGON_EVENTS),
+        claim=ClaimSpec.parse(
+            str(claims.get("session_id", "role_session_name")), str(claims.get("pattern", DEFAULT_CLAIM_PATTERN))
+        ),
+        severity=severity,
+        disabled_rules=tuple(disabled),
+        compact_threshold=int(_number(lake, "compact_threshold", "lake", 16)),
+        live_freshness_seconds=int(_number(live, "freshness_seconds", "live", 180)),
+        live_stacks=tuple(stacks),
+        logon_window_hours=float(_number(lcheck, "window_hours", "logon_check", 12.0)),
+        logon_mismatch_window_seconds=int(_number(lcheck, "mismatch_window_seconds", "logon_check", 300)),
+    )
+
+
+def load(path: str | Path | None) -> Config:
+    if path is None:
+        return Config()
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+    return from_mapping(data)

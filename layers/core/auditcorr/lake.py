@@ -1,0 +1,235 @@
+"""The lake: Hive-partitioned Parquet tables on any ``pyarrow.fs`` filesystem (local or S3).
+
+Storage rules (docs/adr/0002-append-only-lake.md):
+- files are immutable and named after what produced them (the input object's id), so a retry
+  overwrites the same name instead of adding a copy;
+- a file becomes visible atomically (local: temp name starting with ``.`` then rename; S3: a PUT is
+  atomic) -- readers, Athena included, ignore names starting with ``.`` or ``_``;
+- compaction rewrites a partition's files into one and only then deletes exactly the files it read;
+- readers keep one row per key (the latest by the table's version column), so a moment where a
+  compacted file and its inputs coexist never shows a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from .schemas import PARTITION_COLUMN, ROW_KEYS, ROW_VERSION, TABLES
+
+_DT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
+
+WRITE_OPTIONS = {"compression": "zstd", "row_group_size": 128 * 1024, "write_statistics": True}
+
+
+class LakePathError(ValueError):
+    """A name would escape the lake or is not a valid partition/file name."""
+
+
+def input_id(source: str, content: bytes | None = None, etag: str | None = None) -> str:
+    """A stable id for an input object: its name plus its content (or ETag)."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(source.encode("utf-8", "surrogatepass"))
+    h.update(b"\x00")
+    if etag:
+        h.update(etag.strip('"').encode())
+    elif content is not None:
+        h.update(hashlib.blake2b(content, digest_size=16).digest())
+    return h.hexdigest()
+
+
+@dataclass
+class Lake:
+    fs: pafs.FileSystem
+    base: str  # path inside fs, no trailing slash
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, uri: str, filesystem: pafs.FileSystem | None = None) -> Lake:
+        """``/some/dir`` or ``s3://bucket/prefix`` (optionally with an explicit filesystem)."""
+        if filesystem is not None:
+            path = uri.split("://", 1)[1] if "://" in uri else uri
+            return cls(filesystem, path.rstrip("/"))
+        if uri.startswith("s3://"):
+            fs, path = pafs.FileSystem.from_uri(uri)
+            return cls(fs, path.rstrip("/"))
+        import os
+
+        path = os.path.abspath(uri)
+        os.makedirs(path, exist_ok=True)
+        return cls(pafs.LocalFileSystem(), path)
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    # -- paths --------------------------------------------------------------------------------
+    def _check(self, table: str, dt: str | None = None, name: str | None = None) -> None:
+        if table not in TABLES:
+            raise LakePathError(f"unknown table {table!r}")
+        if dt is not None and not _DT.match(dt):
+            raise LakePathError(f"invalid partition value {dt!r}")
+        if name is not None and (not _NAME.match(name) or ".." in name):
+            raise LakePathError(f"invalid file name {name!r}")
+
+    def table_dir(self, table: str) -> str:
+        self._check(table)
+        return f"{self.base}/{table}"
+
+    def part_dir(self, table: str, dt: str) -> str:
+        self._check(table, dt)
+        return f"{self.base}/{table}/{PARTITION_COLUMN}={dt}"
+
+    def state_path(self, *parts: str) -> str:
+        for p in parts:
+            if not _NAME.match(p) or ".." in p:
+                raise LakePathError(f"invalid state name {p!r}")
+        return posixpath.join(self.base, "_state", *parts)
+
+    # -- low-level I/O ------------------------------------------------------------------------
+    def _put_bytes(self, path: str, data: bytes) -> None:
+        parent = posixpath.dirname(path)
+        self.fs.create_dir(parent, recursive=True)
+        if self.is_local:
+            tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}")
+            with self.fs.open_output_stream(tmp) as out:
+                out.write(data)
+            self.fs.move(tmp, path)
+        else:
+            with self.fs.open_output_stream(path) as out:
+                out.write(data)
+
+    def get_bytes(self, path: str) -> bytes | None:
+        try:
+            with self.fs.open_input_stream(path) as f:
+                return bytes(f.read())
+        except (FileNotFoundError, OSError):
+            return None
+
+    def exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def put_json(self, path: str, obj: object) -> None:
+        self._put_bytes(path, orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+
+    def get_json(self, path: str) -> object | None:
+        raw = self.get_bytes(path)
+        return orjson.loads(raw) if raw is not None else None
+
+    # -- table files --------------------------------------------------------------------------
+    def write_file(self, table: str, dt: str, name: str, data: pa.Table) -> str:
+        """Write ``data`` (without dt) as ``<table>/dt=<dt>/<name>.parquet``, atomically."""
+        self._check(table, dt, name)
+        schema = TABLES[table]
+        if data.schema.remove_metadata() != schema.remove_metadata():
+            raise ValueError(f"{table}: data does not match the table schema")
+        sink = pa.BufferOutputStream()
+        pq.write_table(data.replace_schema_metadata(schema.metadata), sink, **WRITE_OPTIONS)
+        path = f"{self.part_dir(table, dt)}/{name}.parquet"
+        self._put_bytes(path, sink.getvalue().to_pybytes())
+        return path
+
+    def write_partitioned(self, table: str, name: str, data: pa.Table, dts: pa.Array) -> list[str]:
+        """Split ``data`` by the ``dts`` column values and write one file per partition."""
+        if data.num_rows == 0:
+            return []
+        paths = []
+        dts = dts.combine_chunks() if isinstance(dts, pa.ChunkedArray) else dts
+        for dt in pc.unique(dts).to_pylist():
+            if dt is None:
+                continue
+            part = data.filter(pc.equal(dts, dt))
+            paths.append(self.write_file(table, dt, name, part))
+        return paths
+
+    def files(self, table: str, dt: str | None = None) -> list[str]:
+        base = self.part_dir(table, dt) if dt else self.table_dir(table)
+        sel = pafs.FileSelector(base, recursive=dt is None, allow_not_found=True)
+        out = []
+        for info in self.fs.get_file_info(sel):
+            name = posixpath.basename(info.path)
+            if info.type == pafs.FileType.File and name.endswith(".parquet") and not name.startswith((".", "_")):
+                out.append(info.path)
+        return sorted(out)
+
+    def partitions(self, table: str) -> list[str]:
+        sel = pafs.FileSelector(self.table_dir(table), recursive=False, allow_not_found=True)
+        out = []
+        for info in self.fs.get_file_info(sel):
+            name = posixpath.basename(info.path)
+            if info.type == pafs.FileType.Directory and name.startswith(f"{PARTITION_COLUMN}="):
+                dt = name.split("=", 1)[1]
+                if _DT.match(dt):
+                    out.append(dt)
+        return sorted(out)
+
+    def delete(self, paths: Iterable[str]) -> None:
+        for p in paths:
+            try:
+                self.fs.delete_file(p)
+            except FileNotFoundError:
+                pass
+
+    # -- reading ------------------------------------------------------------------------------
+    def read(self, table: str, dts: Iterable[str] | None = None, columns: list[str] | None = None,
+             filter: pc.Expression | None = None, latest: bool = True,
+             files: list[str] | None = None) -> pa.Table:
+        """Read a table (optionally some partitions), with ``dt``, keeping one row per key."""
+        schema = TABLES[table]
+        if files is None:
+            if dts is None:
+                files = self.files(table)
+            else:
+                files = [f for dt in sorted(set(dts)) for f in self.files(table, dt)]
+        full_schema = schema.append(pa.field(PARTITION_COLUMN, pa.string()))
+        if not files:
+            t = full_schema.empty_table()
+            return t.select(columns) if columns else t
+        part = ds.partitioning(pa.schema([pa.field(PARTITION_COLUMN, pa.string())]), flavor="hive")
+        dataset = ds.dataset(files, schema=full_schema, filesystem=self.fs, format="parquet",
+                             partitioning=part, partition_base_dir=self.table_dir(table))
+        need = None
+        if columns is not None:
+            need = list(dict.fromkeys(list(columns) + (list(ROW_KEYS[table]) if latest else [])
+                                      + ([ROW_VERSION[table]] if latest and ROW_VERSION[table] else [])))
+        t = dataset.to_table(columns=need, filter=filter)
+        if latest:
+            t = keep_latest(t, table)
+        return t.select(columns) if columns else t
+
+
+def keep_latest(t: pa.Table, table: str) -> pa.Table:
+    """One row per ``ROW_KEYS[table]``: the one with the greatest ``ROW_VERSION[table]``."""
+    if t.num_rows < 2:
+        return t
+    keys = list(ROW_KEYS[table])
+    version = ROW_VERSION[table]
+    sort = [(k, "ascending") for k in keys]
+    if version:
+        sort.append((version, "descending"))
+    sort.append((PARTITION_COLUMN, "descending")) if PARTITION_COLUMN in t.column_names else None
+    order = pc.sort_indices(t, sort_keys=sort)
+    s = t.take(order)
+    first = np.ones(s.num_rows, dtype=bool)
+    same = np.ones(s.num_rows - 1, dtype=bool)
+    for k in keys:
+        col = s.column(k)
+        same &= pc.fill_null(pc.equal(col.slice(1), col.slice(0, s.num_rows - 1)), False).to_numpy(
+            zero_copy_only=False)
+    first[1:] = ~same
+    if first.all():
+        return t
+    return s.filter(pa.array(first))

@@ -1,0 +1,286 @@
+"""Ingest stages: extract (read + parse) -> load (lake files) -> attribute -> alert.
+
+The pipeline is I/O-agnostic: it receives object bytes and names, a :class:`Lake` and a clock.
+The CLI feeds it local files; the Lambda handlers feed it S3 objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import posixpath
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import rules
+from .attribution import DAY_MS, PENDING, SESSION_COLS, Coverage, attribute
+from .config import Config
+from .counts import FileOutcome, IngestSummary
+from .ingest.cloudtrail import UnreadableObject, is_digest, is_insight, parse_cloudtrail
+from .ingest.usage import parse_usage_report, report_kind
+from .lake import Lake, input_id, keep_latest
+from .schemas import ALERTS, ATTRIBUTED_ACTIVITY
+from .timeparse import dt_column
+
+log = logging.getLogger("auditcorr")
+
+Clock = Callable[[], int]  # epoch milliseconds
+
+
+def wall_clock() -> int:
+    return int(time.time() * 1000)
+
+
+def _day(dt: str) -> int:
+    return int(np.datetime64(dt, "D").astype(np.int64))
+
+
+def _dt(day: int) -> str:
+    return str(np.datetime64(day, "D"))
+
+
+@dataclass
+class StageTimes:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, t0: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - t0
+        return now
+
+
+def classify(source: str) -> str:
+    p = source.replace("\\", "/")
+    if is_digest(p):
+        return "digest"
+    if is_insight(p):
+        return "insight"
+    kind = report_kind(p)
+    if kind:
+        return kind
+    low = p.lower()
+    if low.endswith((".csv", ".csv.gz")):
+        return "usage_report"  # decided by header
+    return "cloudtrail"
+
+
+class Pipeline:
+    def __init__(self, lake: Lake, config: Config, clock: Clock = wall_clock) -> None:
+        self.lake = lake
+        self.config = config
+        self.clock = clock
+        self.times = StageTimes()
+
+    # -- entry points --------------------------------------------------------------------------
+    def ingest_object(self, source: str, data: bytes, etag: str | None = None,
+                      summary: IngestSummary | None = None) -> FileOutcome:
+        """Ingest one object; never raises for bad input (the outcome says what happened)."""
+        kind = classify(source)
+        if kind in ("digest", "insight"):
+            out = FileOutcome(source=source, kind=kind, note=f"{kind} file: not an event log, skipped")
+            return out
+        iid = input_id(source, data, etag)
+        manifest = self.lake.state_path("ingested", f"{iid}.json")
+        done = self.lake.get_json(manifest)
+        if isinstance(done, dict):
+            n = int(done.get("records_in", 0))
+            return FileOutcome(source=source, kind=str(done.get("kind", kind)), records_in=n, duplicates=n,
+                               note="already ingested (same object and content)")
+        try:
+            if kind == "cloudtrail":
+                out = self._ingest_cloudtrail(source, data, iid, summary)
+            else:
+                out = self._ingest_report(source, data, iid, None if kind == "usage_report" else kind, summary)
+        except UnreadableObject as exc:
+            out = FileOutcome(source=source, kind=kind if kind != "usage_report" else "sessions_report",
+                              error=str(exc))
+            self.quarantine(source, data, iid, str(exc))
+            log.warning("input rejected", extra={"input_id": iid, "reason": str(exc)})
+            return out
+        self.lake.put_json(manifest, out.as_dict() | {"input_id": iid})
+        return out
+
+    def quarantine(self, source: str, data: bytes, iid: str, reason: str) -> str:
+        name = posixpath.basename(source.replace("\\", "/")) or "object"
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:120].lstrip("._") or "object"
+        path = posixpath.join(self.lake.base, "quarantine", iid, safe)
+        self.lake._put_bytes(path, data)
+        self.lake.put_json(path + ".reason.json", {"source": source, "reason": reason, "input_id": iid,
+                                                   "at_ms": self.clock()})
+        return path
+
+    # -- CloudTrail -----------------------------------------------------------------------------
+    def _ingest_cloudtrail(self, source: str, data: bytes, iid: str,
+                           summary: IngestSummary | None) -> FileOutcome:
+        t0 = time.perf_counter()
+        parsed = parse_cloudtrail(data, source, self.config)
+        t0 = self.times.add("parse", t0)
+        out = parsed.outcome
+        name = f"part-{iid}"
+        new_writes = self._load_events("s3_writes", parsed.writes, name, out)
+        self._load_events("logons", parsed.logons, name, out)
+        t0 = self.times.add("write", t0)
+        if new_writes.num_rows:
+            self._attribute_and_alert(new_writes, name, summary, scope_events=None)
+        self.times.add("attribute", t0)
+        return out
+
+    def _load_events(self, table: str, rows: pa.Table, name: str, out: FileOutcome) -> pa.Table:
+        if rows.num_rows == 0:
+            return rows
+        dts = dt_column(rows.column("event_time"))
+        keep = np.ones(rows.num_rows, dtype=bool)
+        for dt in pc.unique(dts).to_pylist():
+            own = f"{self.lake.part_dir(table, dt)}/{name}.parquet"
+            others = [f for f in self.lake.files(table, dt) if f != own]
+            if not others:
+                continue
+            existing = self.lake.read(table, columns=["event_id"], latest=False, files=others).column("event_id")
+            mask = pc.and_(pc.equal(dts, dt), pc.is_in(rows.column("event_id"), existing))
+            keep &= ~pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+        dup = int((~keep).sum())
+        out.duplicates += dup
+        if dup:
+            rows = rows.filter(pa.array(keep))
+            dts = dts.filter(pa.array(keep))
+        self.lake.write_partitioned(table, name, rows, dts)
+        out.written += rows.num_rows
+        for dt in pc.unique(dts).to_pylist():
+            self.maybe_compact(table, dt)
+        return rows
+
+    # -- reports --------------------------------------------------------------------------------
+    def _ingest_report(self, source: str, data: bytes, iid: str, kind: str | None,
+                       summary: IngestSummary | None) -> FileOutcome:
+        rep = parse_usage_report(data, source, kind)
+        out = rep.outcome
+        if rep.report_date is None:
+            if rep.table.num_rows == 0:
+                out.note = "no rows and no report date in the name: nothing to replace"
+                return out
+            raise UnreadableObject("cannot tell the report's day (name or year/month/day columns)")
+        table = "sessions" if rep.kind == "sessions_report" else "applications"
+        # one file per report day: a report delivered again replaces its day
+        self.lake.write_file(table, rep.report_date, "report", rep.table)
+        if table == "sessions":
+            self.reattribute(self.days_affected_by_report(rep.table, rep.report_date), f"recompute-{iid}",
+                             summary)
+        return out
+
+    def days_affected_by_report(self, sessions: pa.Table, report_date: str) -> list[str]:
+        tol = self.config.tolerance_seconds * 1000
+        rd = _day(report_date)
+        lookback = math.ceil(self.config.max_session_hours / 24) + 2
+        lo = rd - lookback
+        if sessions.num_rows:
+            first = int(pc.min(sessions.column("session_start_time")).cast(pa.int64()).as_py())
+            lo = min(lo, (first - tol) // DAY_MS)
+        have = set(self.lake.partitions("s3_writes"))
+        return [d for d in (_dt(x) for x in range(lo, rd + 2)) if d in have]
+
+    # -- attribution ----------------------------------------------------------------------------
+    def reattribute(self, dts: Iterable[str], name: str, summary: IngestSummary | None = None) -> None:
+        """Recompute attribution and alerts for whole partitions (late data, coverage changes)."""
+        for dt in sorted(set(dts)):
+            old_files = self.lake.files("attributed_activity", dt)
+            writes = self.lake.read("s3_writes", [dt])
+            if writes.num_rows == 0:
+                continue
+            self._attribute_and_alert(writes.drop_columns(["dt"]), name, summary, scope_events="all",
+                                      replace_files=[f for f in old_files if not f.endswith(f"/{name}.parquet")])
+            if summary is not None:
+                summary.recomputed_days.append(dt)
+
+    def session_window(self, days: list[int]) -> tuple[pa.Table, pa.Array]:
+        """Sessions that could explain writes on ``days``: reports of day-1 .. day+max duration."""
+        ahead = math.ceil(self.config.max_session_hours / 24) + 1
+        dts = {_dt(d + k) for d in days for k in range(-1, ahead + 1)}
+        sessions = self.lake.read("sessions", dts, columns=list(SESSION_COLS))
+        return sessions, pa.array(["report"] * sessions.num_rows, pa.string())
+
+    def logon_window(self, days: list[int]) -> pa.Table:
+        back = math.ceil((self.config.max_session_hours + self.config.logon_window_hours) / 24) + 2
+        dts = {_dt(d + k) for d in days for k in range(-back, 2)}
+        return self.lake.read("logons", dts)
+
+    def coverage(self) -> Coverage:
+        return Coverage.from_dates(self.lake.partitions("sessions"), self.clock(), self.config.report_grace_hours)
+
+    def known_sessions(self, ids: list[str]) -> set[str]:
+        t = self.lake.read("sessions", columns=["session_id"], latest=False,
+                           filter=pc.field("session_id").isin(ids))
+        return set(t.column("session_id").to_pylist())
+
+    def _attribute_and_alert(self, writes: pa.Table, name: str, summary: IngestSummary | None,
+                             scope_events: str | None, replace_files: list[str] | None = None) -> None:
+        now = self.clock()
+        days = sorted({int(d) for d in np.unique(
+            writes.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False) // DAY_MS)})
+        sessions, source = self.session_window(days)
+        logons = self.logon_window(days)
+        res = attribute(writes, sessions, logons, self.config, self.coverage(), now,
+                        known_session=self.known_sessions, session_source=source)
+        act = res.activity
+        dts = dt_column(act.column("event_time"))
+        self.lake.write_partitioned("attributed_activity", name, act, dts)
+        if replace_files:
+            self.lake.delete(replace_files)
+        raised = rules.write_alerts(res, self.config)
+        prev = self.lake.read("alerts", pc.unique(dts).to_pylist())
+        prev = prev.drop_columns(["dt"]) if "dt" in prev.column_names else prev
+        changed = rules.reconcile(prev, raised, act.column("event_id").to_pylist(), now,
+                                  rules_in_scope=[r for r in rules.RULES if r not in ("session_without_logon",
+                                                                                       "logon_user_mismatch")])
+        if changed.num_rows:
+            self.lake.write_partitioned("alerts", name, changed, dt_column(changed.column("event_time")))
+            if summary is not None:
+                summary.alerts_opened += int(pc.sum(pc.equal(changed.column("status"), rules.OPEN)).as_py() or 0)
+                summary.alerts_closed += int(pc.sum(pc.equal(changed.column("status"), rules.CLOSED)).as_py() or 0)
+        for dt in pc.unique(dts).to_pylist():
+            self.maybe_compact("attributed_activity", dt)
+            self.maybe_compact("alerts", dt)
+
+    def pending_days(self) -> list[str]:
+        """Partitions that still hold pending writes (to re-check when time passes)."""
+        t = self.lake.read("attributed_activity", filter=pc.field("status") == PENDING,
+                           columns=["event_id", "status", "dt"])
+        return sorted(set(t.column("dt").to_pylist()))
+
+    # -- compaction -----------------------------------------------------------------------------
+    def maybe_compact(self, table: str, dt: str, force: bool = False) -> str | None:
+        files = self.lake.files(table, dt)
+        if len(files) < 2 or (not force and len(files) <= self.config.compact_threshold):
+            return None
+        return self.compact(table, dt, files)
+
+    def compact(self, table: str, dt: str, files: list[str]) -> str:
+        data = self.lake.read(table, files=files, latest=True)
+        data = data.drop_columns(["dt"])
+        sort_keys = {"s3_writes": ["bucket", "key", "event_time"], "attributed_activity": ["user_id", "event_time"],
+                     "logons": ["user_name", "event_time"], "alerts": ["event_time", "alert_id"]}.get(table)
+        if sort_keys:
+            data = data.sort_by([(k, "ascending") for k in sort_keys])
+        from hashlib import blake2b
+
+        name = "compact-" + blake2b("\n".join(posixpath.basename(f) for f in files).encode(),
+                                    digest_size=12).hexdigest()
+        path = self.lake.write_file(table, dt, name, data)
+        self.lake.delete([f for f in files if f != path])
+        return path
+
+
+def empty_activity() -> pa.Table:
+    return ATTRIBUTED_ACTIVITY.empty_table()
+
+
+def empty_alerts() -> pa.Table:
+    return ALERTS.empty_table()
+
+
+def latest_rows(t: pa.Table, table: str) -> pa.Table:
+    return keep_latest(t, table)

@@ -1,0 +1,115 @@
+"""The analysts' daily questions, as Athena (Trino) SQL with ``?`` parameters.
+
+The same SQL runs locally (DuckDB, translated) and on Athena (execution parameters); user input is
+only ever a parameter value, never SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+Runner = Callable[[str, list[Any]], pa.Table]
+
+WHO_SQL = """
+SELECT w.event_time, w.event_name, w.event_id, w.bucket, w.key, w.source_ip, w.vpc_endpoint_id,
+       w.principal_arn, w.role_arn, a.status, a.match, a.claimed_session_id, a.session_id,
+       a.session_source, a.user_id, a.session_start_time, a.session_end_time, a.fleet_name, a.stack_name,
+       a.instance_id, a.candidate_session_ids, a.candidate_user_ids, a.logon_event_id, a.logon_time,
+       a.logon_source_ip, w.dt
+FROM s3_writes w
+LEFT JOIN attributed_activity_latest a ON a.event_id = w.event_id AND a.dt = w.dt
+WHERE w.bucket = ? AND w.key = ?
+ORDER BY w.event_time, w.event_id
+"""
+
+TIMELINE_SQL = """
+SELECT * FROM (
+  SELECT event_time AS at, 'logon' AS kind, event_name AS what, source_ip AS ip,
+         CAST(NULL AS varchar) AS session_id, CAST(NULL AS varchar) AS object, event_id AS ref
+  FROM logons WHERE user_name = ?
+  UNION ALL
+  SELECT session_start_time, 'session_start', concat(coalesce(stack_name, '-'), '/', coalesce(fleet_name, '-')),
+         eni_private_ip_address, session_id, CAST(NULL AS varchar), session_id
+  FROM sessions WHERE user_id = ?
+  UNION ALL
+  SELECT session_end_time, 'session_end', concat(coalesce(stack_name, '-'), '/', coalesce(fleet_name, '-')),
+         eni_private_ip_address, session_id, CAST(NULL AS varchar), session_id
+  FROM sessions WHERE user_id = ?
+  UNION ALL
+  SELECT event_time, 'write', concat(event_name, ' (', status, ')'), source_ip, session_id,
+         concat('s3://', bucket, '/', key), event_id
+  FROM attributed_activity_latest WHERE user_id = ?
+  UNION ALL
+  SELECT event_time, 'alert', concat(rule, ' [', severity, ', ', status, ']'), source_ip, session_id,
+         concat('s3://', bucket, '/', key), alert_id
+  FROM alerts_latest WHERE user_id = ?
+) t
+WHERE at >= ? AND at < ?
+ORDER BY at, kind, ref
+"""
+
+ALERTS_SQL = """
+SELECT detected_at, severity, rule, status, user_id, session_id, claimed_session_id, source_ip,
+       bucket, key, event_time, event_id, alert_id, title, description, status_reason
+FROM alerts_latest
+WHERE (? IS NULL OR status = ?) AND (? IS NULL OR rule = ?)
+ORDER BY event_time, alert_id
+"""
+
+STATUS_SQL = """
+SELECT status, count(*) AS writes, count(DISTINCT user_id) AS users
+FROM attributed_activity_latest GROUP BY status ORDER BY writes DESC, status
+"""
+
+
+def who(run: Runner, bucket: str, key: str) -> pa.Table:
+    return run(WHO_SQL, [bucket, key])
+
+
+def timeline(run: Runner, user: str, since: datetime, until: datetime) -> pa.Table:
+    return run(TIMELINE_SQL, [user, user, user, user, user, since, until])
+
+
+def alerts(run: Runner, status: str | None = "open", rule: str | None = None) -> pa.Table:
+    return run(ALERTS_SQL, [status, status, rule, rule])
+
+
+def status_summary(run: Runner) -> pa.Table:
+    return run(STATUS_SQL, [])
+
+
+def evidence_chain(rows: list[dict[str, Any]]) -> list[str]:
+    """Human-readable evidence: write -> IP and time -> session -> user -> logon."""
+    lines = []
+    for r in rows:
+        t = r["event_time"].strftime("%Y-%m-%dT%H:%M:%SZ") if r.get("event_time") else "?"
+        lines.append(f"write    {r['event_name']} s3://{r['bucket']}/{r['key']}  event {r['event_id']}")
+        lines.append(f"  from   {r['source_ip']} at {t} via {r.get('vpc_endpoint_id') or 'no VPC endpoint'}"
+                     f" as {r['principal_arn']}")
+        status = r.get("status")
+        if status is None:
+            lines.append("  status out of scope (principal is not an attributed role)")
+            continue
+        lines.append(f"  status {status}" + (f" (matched by {r['match']})" if r.get("match") else ""))
+        if r.get("claimed_session_id"):
+            lines.append(f"  claims session {r['claimed_session_id']}")
+        if r.get("session_id"):
+            s0 = r["session_start_time"].strftime("%Y-%m-%dT%H:%M:%SZ") if r.get("session_start_time") else "?"
+            s1 = r["session_end_time"].strftime("%Y-%m-%dT%H:%M:%SZ") if r.get("session_end_time") else "?"
+            lines.append(f"  -> session {r['session_id']} ({r.get('session_source') or 'report'}) "
+                         f"{s0} .. {s1} on {r.get('stack_name')}/{r.get('fleet_name')} {r.get('instance_id') or ''}")
+            lines.append(f"  -> user {r['user_id']}")
+            if r.get("logon_event_id"):
+                lt = r["logon_time"].strftime("%Y-%m-%dT%H:%M:%SZ") if r.get("logon_time") else "?"
+                lines.append(f"  -> logon {r['logon_event_id']} at {lt} from {r.get('logon_source_ip')}")
+            else:
+                lines.append("  -> no logon of this user found before the session")
+        elif r.get("candidate_session_ids"):
+            pairs = ", ".join(f"{s} ({u})" for s, u in zip(r["candidate_session_ids"], r["candidate_user_ids"],
+                                                           strict=False))
+            lines.append(f"  -> candidates: {pairs}")
+    return lines

@@ -1,0 +1,66 @@
+"""The local Athena: DuckDB over the lake's Parquet files, Athena (Trino) SQL translated by sqlglot.
+
+Every table of the lake is registered under its Glue name (``s3_writes``, ``attributed_activity``,
+...), with ``dt`` a string partition column as in Glue.  ``alerts`` holds every state change of
+every alert; ``alerts_latest`` and ``attributed_activity_latest`` keep the latest row per id --
+the same views exist in Athena (template.yaml), so a query means the same on both engines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from ..lake import Lake
+from ..schemas import PARTITION_COLUMN, TABLES
+from .trino import translate
+
+LATEST_VIEWS = {
+    "alerts_latest": ("alerts", "alert_id", "updated_at"),
+    "attributed_activity_latest": ("attributed_activity", "event_id", "computed_at"),
+}
+
+
+def latest_view_sql(view: str, database: str | None = None) -> str:
+    """The Trino SQL of a ``*_latest`` view (also used for the Athena views)."""
+    table, key, version = LATEST_VIEWS[view]
+    src = f"{database}.{table}" if database else table
+    cols = ", ".join(f'"{f.name}"' for f in TABLES[table]) + f', "{PARTITION_COLUMN}"'
+    return (f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {version} DESC) "
+            f"AS rn FROM {src}) WHERE rn = 1")
+
+
+class LocalEngine:
+    def __init__(self, lake: Lake, threads: int | None = None) -> None:
+        import duckdb
+
+        self.lake = lake
+        self.con = duckdb.connect(config={"threads": threads} if threads else {})
+        self.con.execute("SET TimeZone='UTC'")
+        self._datasets: dict[str, Any] = {}
+        for table, schema in TABLES.items():
+            full = schema.append(pa.field(PARTITION_COLUMN, pa.string()))
+            files = lake.files(table)
+            if files:
+                part = ds.partitioning(pa.schema([pa.field(PARTITION_COLUMN, pa.string())]), flavor="hive")
+                obj: Any = ds.dataset(files, schema=full, filesystem=lake.fs, format="parquet",
+                                      partitioning=part, partition_base_dir=lake.table_dir(table))
+            else:
+                obj = full.empty_table()
+            self._datasets[table] = obj
+            self.con.register(table, obj)
+        for view in LATEST_VIEWS:
+            self.con.execute(f"CREATE VIEW {view} AS {translate(latest_view_sql(view))}")
+
+    def execute(self, duck_sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run DuckDB SQL (already translated) with positional parameters."""
+        return self.con.execute(duck_sql, params or []).fetch_arrow_table()
+
+    def query(self, trino_sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run Athena (Trino) SQL: translated, refused if it would answer differently."""
+        return self.execute(translate(trino_sql), params)
+
+    def close(self) -> None:
+        self.con.close()
