@@ -77,6 +77,8 @@ class AttributionResult:
     #: per activity row: does it settle the claim?  (True: claim known & not the holder; used by rules)
     claim_known_elsewhere: np.ndarray
     final: np.ndarray  # per row: covering reports are in (decisions that wait for reports may be taken)
+    #: per row: an unknown claimed id may be called unknown now (reports in, or a fresh live view)
+    claim_decidable: np.ndarray
 
 
 @lru_cache(maxsize=8)
@@ -220,12 +222,14 @@ def _list_array(offsets_src: np.ndarray, n: int, values: pa.Array) -> pa.Array:
 def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Config,
               coverage: Coverage, now_ms: int,
               known_session: Callable[[list[str]], set[str]] | None = None,
-              session_source: pa.Array | None = None) -> AttributionResult:
+              session_source: pa.Array | None = None,
+              live_fresh: Callable[[np.ndarray], np.ndarray] | None = None) -> AttributionResult:
     """Attribute in-scope ``writes`` (S3_WRITES rows).  Out-of-scope writes are dropped.
 
     ``sessions`` holds every session that could explain these writes (SESSION_COLS at least);
     ``known_session(ids)`` answers which claimed ids exist anywhere (default: in ``sessions``);
-    ``session_source`` labels each session row ``report`` or ``live``.
+    ``session_source`` labels each session row ``report`` or ``live``; ``live_fresh(event_ms)`` tells
+    for which events the live AppStream view was fresh enough to call a claimed id unknown.
     """
     in_scope = pc.fill_null(pc.is_in(writes.column("role_arn"), pa.array(list(config.roles), pa.string())),
                             False)
@@ -349,7 +353,8 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
         "error_code": writes.column("error_code"),
         "computed_at": pa.array(np.full(n, now_ms, dtype=np.int64)).cast(TS),
     })
-    return AttributionResult(conform(activity, ATTRIBUTED_ACTIVITY), claim_known_elsewhere, final)
+    decidable = final | live_fresh(w_ms) if live_fresh is not None and n else final
+    return AttributionResult(conform(activity, ATTRIBUTED_ACTIVITY), claim_known_elsewhere, final, decidable)
 
 
 def match_logons(users: pa.Array, starts: pa.Array, logons: pa.Table,

@@ -24,7 +24,7 @@ from .counts import FileOutcome, IngestSummary
 from .ingest.cloudtrail import UnreadableObject, is_digest, is_insight, parse_cloudtrail
 from .ingest.usage import parse_usage_report, report_kind
 from .lake import Lake, input_id, keep_latest
-from .schemas import ALERTS, ATTRIBUTED_ACTIVITY
+from .schemas import ALERTS, ATTRIBUTED_ACTIVITY, LIVE_POLLS, TS, conform
 from .timeparse import dt_column
 
 log = logging.getLogger("auditcorr")
@@ -42,6 +42,14 @@ def _day(dt: str) -> int:
 
 def _dt(day: int) -> str:
     return str(np.datetime64(day, "D"))
+
+
+@dataclass
+class LiveOutcome:
+    observations: int
+    polled: int
+    failed: int
+    alerts_opened: int = 0
 
 
 @dataclass
@@ -170,7 +178,41 @@ class Pipeline:
         if table == "sessions":
             self.reattribute(self.days_affected_by_report(rep.table, rep.report_date), f"recompute-{iid}",
                              summary)
+            self.check_logons(rep.table, f"logons-{iid}", summary)
         return out
+
+    def check_logons(self, sessions: pa.Table, name: str, summary: IngestSummary | None = None) -> None:
+        """Logon cross-check of these sessions: ``session_without_logon``, ``logon_user_mismatch``."""
+        try:
+            from . import logon_check
+        except ImportError:  # TEMP: module being written
+            return
+        rules_here = [r for r in logon_check.RULES if self.config.rule_enabled(r)]
+        if sessions.num_rows == 0 or not rules_here:
+            return
+        now = self.clock()
+        starts = sessions.column("session_start_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        days = sorted({int(d) for d in np.unique(starts // DAY_MS)})
+        back = math.ceil(self.config.logon_window_hours / 24) + 1
+        logons = self.lake.read("logons", {_dt(d + k) for d in days for k in range(-back, 2)})
+        logons = logons.drop_columns(["dt"]) if "dt" in logons.column_names else logons
+        raised = logon_check.evaluate(sessions, logons, self.config, now)
+        raised = conform(raised, rules.ALERT_IN)
+        self._merge_alerts(raised, sessions.column("session_id").to_pylist(), rules_here,
+                           dt_column(sessions.column("session_start_time")), name, now, summary)
+
+    def _merge_alerts(self, raised: pa.Table, scope: list[str], rules_in_scope: list[str], dts: pa.Array,
+                      name: str, now: int, summary: IngestSummary | None) -> None:
+        prev = self.lake.read("alerts", pc.unique(dts).to_pylist())
+        prev = prev.drop_columns(["dt"]) if "dt" in prev.column_names else prev
+        changed = rules.reconcile(prev, raised, scope, now, rules_in_scope=rules_in_scope)
+        if changed.num_rows:
+            self.lake.write_partitioned("alerts", name, changed, dt_column(changed.column("event_time")))
+            if summary is not None:
+                summary.alerts_opened += int(pc.sum(pc.equal(changed.column("status"), rules.OPEN)).as_py() or 0)
+                summary.alerts_closed += int(pc.sum(pc.equal(changed.column("status"), rules.CLOSED)).as_py() or 0)
+        for dt in pc.unique(dts).to_pylist():
+            self.maybe_compact("alerts", dt)
 
     def days_affected_by_report(self, sessions: pa.Table, report_date: str) -> list[str]:
         tol = self.config.tolerance_seconds * 1000
@@ -197,11 +239,80 @@ class Pipeline:
                 summary.recomputed_days.append(dt)
 
     def session_window(self, days: list[int]) -> tuple[pa.Table, pa.Array]:
-        """Sessions that could explain writes on ``days``: reports of day-1 .. day+max duration."""
+        """Sessions that could explain writes on ``days``: reports of day-1 .. day+max duration,
+        plus live observations of sessions no report knows yet (the report is authoritative)."""
         ahead = math.ceil(self.config.max_session_hours / 24) + 1
         dts = {_dt(d + k) for d in days for k in range(-1, ahead + 1)}
         sessions = self.lake.read("sessions", dts, columns=list(SESSION_COLS))
-        return sessions, pa.array(["report"] * sessions.num_rows, pa.string())
+        source = pa.array(["report"] * sessions.num_rows, pa.string())
+        live_dts = {_dt(d + k) for d in days for k in range(-1, 2)}
+        observed = self.lake.read("live_sessions", live_dts)
+        if observed.num_rows:
+            from . import live
+
+            polls = self.lake.read("live_polls", live_dts)
+            win = live.observed_windows(observed, polls, self.clock(), self.config.live_freshness_seconds * 1000)
+            reported = self.lake.read("sessions", columns=["session_id"], latest=False,
+                                      filter=pc.field("session_id").isin(win.column("session_id")))
+            win = win.filter(pc.invert(pc.is_in(win.column("session_id"), reported.column("session_id"))))
+            if win.num_rows:
+                win = win.select(list(SESSION_COLS)).cast(sessions.schema)
+                sessions = pa.concat_tables([sessions, win])
+                source = pa.concat_arrays([source, pa.array(["live"] * win.num_rows, pa.string())])
+        return sessions, source
+
+    def live_fresh(self, days: list[int]) -> Callable[[np.ndarray], np.ndarray]:
+        """Was an (error-free) live poll made within the freshness on both sides of an event?"""
+        polls = self.lake.read("live_polls", {_dt(d + k) for d in days for k in range(-1, 2)})
+        ok = polls.filter(pc.is_null(polls.column("error"))) if polls.num_rows else polls
+        times = np.unique(ok.column("observed_at").cast(pa.int64()).to_numpy(zero_copy_only=False)) \
+            if ok.num_rows else np.zeros(0, np.int64)
+        fresh = self.config.live_freshness_seconds * 1000
+        now = self.clock()
+
+        def check(t: np.ndarray) -> np.ndarray:
+            if len(times) == 0:
+                return np.zeros(len(t), dtype=bool)
+            i = np.searchsorted(times, t, side="right")
+            before = np.where(i > 0, times[np.maximum(i - 1, 0)], np.iinfo(np.int64).min // 2)
+            after = np.where(i < len(times), times[np.minimum(i, len(times) - 1)], np.iinfo(np.int64).max // 2)
+            return (t - before <= fresh) & ((after - t <= fresh) | (now - t <= fresh))
+
+        return check
+
+    # -- live AppStream observations ------------------------------------------------------------
+    def ingest_live(self, sessions: list[dict], observed_at_ms: int, polled: list[tuple[str, str]],
+                    errors: dict[tuple[str, str], str] | None = None) -> LiveOutcome:
+        """Store one poll of the AppStream API (DescribeSessions results for the ``polled`` pairs).
+
+        CloudTrail files land 5+ minutes after the calls, so writes are attributed against these
+        observations as they are ingested; no recomputation is needed here.
+        """
+        from . import live
+
+        snap = live.snapshot_table(sessions, observed_at_ms)
+        dt = _dt(observed_at_ms // DAY_MS)
+        name = f"snap-{observed_at_ms}"
+        if snap.num_rows:
+            self.lake.write_file("live_sessions", dt, name, snap)
+        seen: dict[tuple[str, str], int] = {}
+        for st, fl in zip(snap.column("stack_name").to_pylist(), snap.column("fleet_name").to_pylist(),
+                          strict=True):
+            seen[(st, fl)] = seen.get((st, fl), 0) + 1
+        errors = errors or {}
+        pairs = sorted(set(polled) | set(errors))
+        polls = pa.table({
+            "observed_at": pa.array([observed_at_ms] * len(pairs), pa.int64()).cast(TS),
+            "stack_name": [p[0] for p in pairs],
+            "fleet_name": [p[1] for p in pairs],
+            "sessions_seen": pa.array([seen.get(p, 0) for p in pairs], pa.int64()),
+            "error": pa.array([errors.get(p) for p in pairs], pa.string()),
+        })
+        if pairs:
+            self.lake.write_file("live_polls", dt, name, conform(polls, LIVE_POLLS))
+        for table in ("live_sessions", "live_polls"):
+            self.maybe_compact(table, dt)
+        return LiveOutcome(observations=snap.num_rows, polled=len(polled), failed=len(errors))
 
     def logon_window(self, days: list[int]) -> pa.Table:
         back = math.ceil((self.config.max_session_hours + self.config.logon_window_hours) / 24) + 2
@@ -212,9 +323,12 @@ class Pipeline:
         return Coverage.from_dates(self.lake.partitions("sessions"), self.clock(), self.config.report_grace_hours)
 
     def known_sessions(self, ids: list[str]) -> set[str]:
-        t = self.lake.read("sessions", columns=["session_id"], latest=False,
-                           filter=pc.field("session_id").isin(ids))
-        return set(t.column("session_id").to_pylist())
+        """Which of ``ids`` any sessions report or live observation knows."""
+        found: set[str] = set()
+        for table in ("sessions", "live_sessions"):
+            t = self.lake.read(table, columns=["session_id"], latest=False, filter=pc.field("session_id").isin(ids))
+            found.update(t.column("session_id").to_pylist())
+        return found
 
     def _attribute_and_alert(self, writes: pa.Table, name: str, summary: IngestSummary | None,
                              scope_events: str | None, replace_files: list[str] | None = None) -> None:
@@ -224,26 +338,20 @@ class Pipeline:
         sessions, source = self.session_window(days)
         logons = self.logon_window(days)
         res = attribute(writes, sessions, logons, self.config, self.coverage(), now,
-                        known_session=self.known_sessions, session_source=source)
+                        known_session=self.known_sessions, session_source=source,
+                        live_fresh=self.live_fresh(days))
         act = res.activity
+        if replace_files:
+            act = carry_previous(act, self.lake.read("attributed_activity", files=replace_files))
         dts = dt_column(act.column("event_time"))
         self.lake.write_partitioned("attributed_activity", name, act, dts)
         if replace_files:
             self.lake.delete(replace_files)
         raised = rules.write_alerts(res, self.config)
-        prev = self.lake.read("alerts", pc.unique(dts).to_pylist())
-        prev = prev.drop_columns(["dt"]) if "dt" in prev.column_names else prev
-        changed = rules.reconcile(prev, raised, act.column("event_id").to_pylist(), now,
-                                  rules_in_scope=[r for r in rules.RULES if r not in ("session_without_logon",
-                                                                                       "logon_user_mismatch")])
-        if changed.num_rows:
-            self.lake.write_partitioned("alerts", name, changed, dt_column(changed.column("event_time")))
-            if summary is not None:
-                summary.alerts_opened += int(pc.sum(pc.equal(changed.column("status"), rules.OPEN)).as_py() or 0)
-                summary.alerts_closed += int(pc.sum(pc.equal(changed.column("status"), rules.CLOSED)).as_py() or 0)
+        self._merge_alerts(raised, act.column("event_id").to_pylist(), list(rules.WRITE_RULES), dts, name, now,
+                           summary)
         for dt in pc.unique(dts).to_pylist():
             self.maybe_compact("attributed_activity", dt)
-            self.maybe_compact("alerts", dt)
 
     def pending_days(self) -> list[str]:
         """Partitions that still hold pending writes (to re-check when time passes)."""
@@ -272,6 +380,36 @@ class Pipeline:
         path = self.lake.write_file(table, dt, name, data)
         self.lake.delete([f for f in files if f != path])
         return path
+
+
+def carry_previous(act: pa.Table, old: pa.Table) -> pa.Table:
+    """Fill ``previous_*`` where a recomputation changed an event's status, session or source."""
+    if old.num_rows == 0 or act.num_rows == 0:
+        return act
+    idx = pc.index_in(act.column("event_id"), value_set=old.column("event_id"))
+    has_old = pc.is_valid(idx)
+    take = idx.fill_null(0)
+
+    def old_col(name: str) -> pa.Array:
+        col = old.column(name).combine_chunks().take(take)
+        return pc.if_else(has_old, col, pa.scalar(None, col.type))
+
+    o_status, o_sid, o_src = old_col("status"), old_col("session_id"), old_col("session_source")
+
+    def differs(a: pa.Array, b: pa.Array) -> pa.Array:
+        eq = pc.equal(a, b)
+        both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+        return pc.invert(pc.or_(pc.fill_null(eq, False), both_null))
+
+    changed = pc.and_(has_old, pc.or_(pc.or_(differs(act.column("status"), o_status),
+                                             differs(act.column("session_id"), o_sid)),
+                                      differs(act.column("session_source"), o_src)))
+    for col, new in (("previous_status", o_status), ("previous_session_id", o_sid),
+                     ("previous_session_source", o_src)):
+        carried = old_col(col)
+        i = act.schema.get_field_index(col)
+        act = act.set_column(i, col, pc.if_else(changed, new, carried))
+    return act
 
 
 def empty_activity() -> pa.Table:

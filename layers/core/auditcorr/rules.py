@@ -20,6 +20,8 @@ from .attribution import ATTRIBUTED, AMBIGUOUS, EXTERNAL, UNATTRIBUTED, Attribut
 from .config import Config
 from .schemas import ALERTS, TS, conform
 
+WRITE_RULES = ("session_id_mismatch", "unknown_session_id", "credentials_outside_fleet", "unattributed_activity")
+
 OPEN = "open"
 CLOSED = "closed"
 
@@ -81,7 +83,7 @@ def write_alerts(res: AttributionResult, config: Config) -> pa.Table:
     claim_ok = _claim_settled(act)
     rules: list[tuple[str, np.ndarray]] = [
         ("session_id_mismatch", fleet_status & claimed & ~claim_ok & res.claim_known_elsewhere),
-        ("unknown_session_id", fleet_status & claimed & ~claim_ok & ~res.claim_known_elsewhere & res.final),
+        ("unknown_session_id", fleet_status & claimed & ~claim_ok & ~res.claim_known_elsewhere & res.claim_decidable),
         ("credentials_outside_fleet", (status == EXTERNAL) & valid_ip),
         ("unattributed_activity", status == UNATTRIBUTED),
     ]
@@ -131,7 +133,8 @@ def _alert_rows(rule: str, sub: pa.Table, config: Config) -> pa.Table:
     return conform(pa.Table.from_pylist(out, schema=_ALERT_IN), ALERTS)
 
 
-_ALERT_IN = pa.schema([f for f in ALERTS if f.name not in ("detected_at", "updated_at")])
+ALERT_IN = pa.schema([f for f in ALERTS if f.name not in ("detected_at", "updated_at")])
+_ALERT_IN = ALERT_IN
 
 
 def reconcile(previous: pa.Table, raised: pa.Table, scope_event_ids: Iterable[str], now_ms: int,
@@ -157,7 +160,7 @@ def reconcile(previous: pa.Table, raised: pa.Table, scope_event_ids: Iterable[st
             changed.append(r)
         elif old["status"] != OPEN or old["description"] != r["description"]:
             r["detected_at"] = old["detected_at"]
-            r["updated_at"] = now.as_py()
+            r["updated_at"] = _after(now.as_py(), old["updated_at"])
             r["status_reason"] = "re-opened: raised again on recomputation" if old["status"] != OPEN else None
             changed.append(r)
     for aid, old in prev.items():
@@ -168,11 +171,18 @@ def reconcile(previous: pa.Table, raised: pa.Table, scope_event_ids: Iterable[st
         closed = dict(old)
         closed["status"] = CLOSED
         closed["status_reason"] = "no longer raised after recomputation with newer data (e.g. a sessions report)"
-        closed["updated_at"] = now.as_py()
+        closed["updated_at"] = _after(now.as_py(), old["updated_at"])
         changed.append(closed)
     if not changed:
         return ALERTS.empty_table()
     return pa.Table.from_pylist(changed, schema=ALERTS)
+
+
+def _after(now: Any, previous: Any) -> Any:
+    """A version strictly after ``previous`` (the clock may not have moved within one run)."""
+    from datetime import timedelta
+
+    return now if previous is None or now > previous else previous + timedelta(milliseconds=1)
 
 
 def latest(alerts: pa.Table) -> pa.Table:

@@ -160,6 +160,10 @@ ATTRIBUTED_ACTIVITY = _schema(
         ("logon_source_ip", STR),
         ("error_code", STR),
         ("computed_at", TS),
+        # what a recomputation changed (late report, live -> report): never a silent rewrite
+        ("previous_status", STR),
+        ("previous_session_id", STR),
+        ("previous_session_source", STR),
     ],
 )
 
@@ -207,6 +211,18 @@ LIVE_SESSIONS = _schema(
     ],
 )
 
+LIVE_POLLS = _schema(
+    "live_polls",
+    1,
+    [
+        ("observed_at", TS),
+        ("stack_name", STR),
+        ("fleet_name", STR),
+        ("sessions_seen", pa.int64()),
+        ("error", STR),
+    ],
+)
+
 TABLES: dict[str, pa.Schema] = {
     "s3_writes": S3_WRITES,
     "logons": LOGONS,
@@ -215,6 +231,7 @@ TABLES: dict[str, pa.Schema] = {
     "attributed_activity": ATTRIBUTED_ACTIVITY,
     "alerts": ALERTS,
     "live_sessions": LIVE_SESSIONS,
+    "live_polls": LIVE_POLLS,
 }
 
 #: the column that identifies a row for "keep the latest row" views and de-duplication
@@ -226,6 +243,7 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
     "attributed_activity": ("event_id",),
     "alerts": ("alert_id",),
     "live_sessions": ("session_id", "observed_at"),
+    "live_polls": ("stack_name", "fleet_name", "observed_at"),
 }
 
 #: the column whose latest value wins among duplicate keys (None: any copy, they are identical)
@@ -237,6 +255,7 @@ ROW_VERSION: dict[str, str | None] = {
     "attributed_activity": "computed_at",
     "alerts": "updated_at",
     "live_sessions": None,
+    "live_polls": None,
 }
 
 
