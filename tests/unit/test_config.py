@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from auditcorr.config import ConfigError, Config, load
+
+
+def test_defaults_serve_the_demo():
+    c = Config()
+    assert c.tolerance_seconds == 60
+    assert c.roles == ("arn:aws:iam::111122223333:role/AppStreamFleetRole",)
+    assert c.fleet_cidrs == ("10.40.0.0/16",)
+    assert c.claim.source == "role_session_name"
+
+
+def test_load_toml(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("""
+[attribution]
+tolerance_seconds = 30
+roles = ["arn:aws:iam::1:role/R"]
+fleet_cidrs = ["10.0.0.0/8", "fd00::/8"]
+[claims]
+session_id = "principal_tag:AppStreamSession"
+[alerts]
+disabled = ["unattributed_activity"]
+severity = { unknown_session_id = "critical" }
+[logon_check]
+enabled = false
+""")
+    c = load(p)
+    assert c.tolerance_seconds == 30 and c.roles == ("arn:aws:iam::1:role/R",)
+    assert (c.claim.source, c.claim.argument) == ("principal_tag", "AppStreamSession")
+    assert not c.rule_enabled("unattributed_activity") and not c.rule_enabled("logon_user_mismatch")
+    assert c.severity["unknown_session_id"] == "CRITICAL"
+
+
+@pytest.mark.parametrize(("text", "msg"), [
+    ("[attribution]\nfleet_cidrs = ['nope']", "fleet_cidrs"),
+    ("[claims]\nsession_id = 'key_regex:(a)(b)'", "one capture group"),
+    ("[claims]\nsession_id = 'bogus'", "unknown source"),
+    ("[typo]\nx = 1", "unknown section"),
+    ("[attribution]\ntolerance_seconds = 'x'", "must be a number"),
+    ("[alerts]\nseverity = { x = 'loud' }", "severity"),
+    ("not toml ==", "not valid TOML"),
+])
+def test_bad_config_names_the_key(tmp_path, text, msg):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=msg):
+        load(p)
