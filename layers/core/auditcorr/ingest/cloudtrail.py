@@ -232,12 +232,41 @@ def _logon_fields(rec: dict[str, Any], name: str) -> dict[str, Any]:
 
 def parse_cloudtrail(data: bytes, source: str, config: Config) -> ParsedCloudTrail:
     """Parse one CloudTrail object.  Raises UnreadableObject when nothing in it can be read."""
+    body = decode_body(data)
+    fast = _parse_fast(body, source, config)
+    if fast is not None:
+        return fast
     outcome = FileOutcome(source=source, kind="cloudtrail")
-    records = load_records(decode_body(data))
+    records = load_records(body)
     outcome.records_in = len(records)
+    w_rows, l_rows = _extract(records, source, config, outcome)
+    writes = _to_table(w_rows, S3_WRITES, outcome)
+    logons = _to_table(l_rows, LOGONS, outcome)
+    return ParsedCloudTrail(writes, logons, outcome)
+
+
+def _parse_fast(body: bytes, source: str, config: Config) -> ParsedCloudTrail | None:
+    """Typed decoding (cloudtrail_fast); None when the body needs the tolerant generic path."""
+    from .cloudtrail_fast import decode_typed, parse_typed
+
+    text = body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    typed = decode_typed(text)
+    if typed is None:
+        return None
+    outcome = FileOutcome(source=source, kind="cloudtrail")
+    res = parse_typed(typed, source, config, outcome)
+    if res is None:
+        return None
+    writes, _, logon_dicts = res
+    _, l_rows = _extract(logon_dicts, source, config, outcome, count_in=False)
+    return ParsedCloudTrail(writes, _to_table(l_rows, LOGONS, outcome), outcome)
+
+
+def _extract(records: list[Any], source: str, config: Config, outcome: FileOutcome,
+             count_in: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Generic, record-by-record extraction: every record written, duplicate, skipped or rejected."""
     write_events = frozenset(config.write_events)
     logon_events = frozenset(config.logon_events)
-
     w_rows: list[dict[str, Any]] = []
     l_rows: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -295,10 +324,7 @@ def parse_cloudtrail(data: bytes, source: str, config: Config) -> ParsedCloudTra
         else:
             base.update(_logon_fields(rec, name))
         target.append(base)
-
-    writes = _to_table(w_rows, S3_WRITES, outcome)
-    logons = _to_table(l_rows, LOGONS, outcome)
-    return ParsedCloudTrail(writes, logons, outcome)
+    return w_rows, l_rows
 
 
 def _to_table(rows: list[dict[str, Any]], schema: pa.Schema, outcome: FileOutcome) -> pa.Table:
