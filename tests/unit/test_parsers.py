@@ -105,3 +105,48 @@ def test_report_missing_a_required_column_is_rejected_with_its_name():
 ])
 def test_report_date_from_path(path, day):
     assert report_date_from_path(path) == day
+
+
+def _generic(body: bytes):
+    from auditcorr.counts import FileOutcome
+    from auditcorr.ingest import cloudtrail as ct
+    from auditcorr.schemas import LOGONS, S3_WRITES
+
+    out = FileOutcome(source="x", kind="cloudtrail")
+    recs = ct.load_records(body)
+    out.records_in = len(recs)
+    w, lg = ct._extract(recs, "x", CFG, out)
+    return ct._to_table(w, S3_WRITES, out), ct._to_table(lg, LOGONS, out), out
+
+
+def test_fast_and_generic_paths_agree():
+    recs = [put(T0 + timedelta(seconds=i), f"10.40.0.{i}", key=f"k{i}", session_name=sid(i)) for i in range(20)]
+    recs[3]["userIdentity"]["sessionContext"]["sourceIdentity"] = "alice"
+    recs[4]["requestParameters"] = None  # bucket/key from resources
+    recs[5]["resources"] = []
+    recs += [saml_logon(T0, "bob@example.com"), put(T0, "10.40.0.1", event_id=recs[0]["eventID"])]
+    recs.append({"eventSource": "s3.amazonaws.com", "eventName": "PutObject", "eventTime": "2026-03-02T08:00:00Z",
+                 "userIdentity": {"type": "AssumedRole"}})  # no eventID
+    body = orjson.dumps({"Records": recs})
+    from auditcorr.ingest.cloudtrail_fast import decode_typed
+
+    assert decode_typed(body) is not None  # the fast path really is taken
+    fast = parse_cloudtrail(body, "x", CFG)
+    gw, gl, go = _generic(body)
+    assert fast.writes.equals(gw)
+    assert fast.logons.equals(gl)
+    assert (fast.outcome.records_in, fast.outcome.duplicates, fast.outcome.skipped, fast.outcome.rejected) == (
+        go.records_in, go.duplicates, go.skipped, go.rejected)
+
+
+def test_type_surprise_falls_back_to_generic_path():
+    recs = [put(T0, "10.40.0.1", key="ok", event_id="e1"), put(T0, "10.40.0.2", key="odd", event_id="e2")]
+    recs[1]["awsRegion"] = 42  # not a string: the typed decoder refuses the whole document
+    body = orjson.dumps({"Records": recs})
+    from auditcorr.ingest.cloudtrail_fast import decode_typed
+
+    assert decode_typed(body) is None
+    p = parse_cloudtrail(body, "x", CFG)
+    assert sorted(p.writes.column("key").to_pylist()) == ["odd", "ok"]
+    regions = dict(zip(p.writes.column("key").to_pylist(), p.writes.column("aws_region").to_pylist(), strict=True))
+    assert regions == {"ok": "us-east-1", "odd": "42"}
