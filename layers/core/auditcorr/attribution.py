@@ -180,8 +180,10 @@ def candidate_pairs(w_ip: pa.Array, w_ms: np.ndarray, w_mask: np.ndarray,
     wc, wt = w_code[w_idx], w_ms[w_idx]
     # position of the last session with (code, start) <= (wc, wt + tol)
     # compare lexicographically via a structured search: search within each code's run
-    run_lo = np.searchsorted(so_code, wc, side="left")
-    run_hi = np.searchsorted(so_code, wc, side="right")
+    counts = np.bincount(so_code, minlength=int(max(so_code.max(), wc.max() if len(wc) else 0)) + 1)
+    ends = np.cumsum(counts)
+    run_lo = (ends - counts)[wc]
+    run_hi = ends[wc]
     # one search over a combined (code-major, start-minor) key
     span = int(so_start.max() - so_start.min() + max_len + 4 * tol_ms + 2) if len(order) else 1
     base = int(so_start.min())
@@ -249,9 +251,10 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
     s_ids = sessions.column("session_id").combine_chunks() if sessions.num_rows else pa.array([], pa.string())
     # claimed id equals candidate session id?
     if len(pw):
-        cl = claims.take(pa.array(pw))
-        sid = s_ids.take(pa.array(ps))
-        cm = pc.fill_null(pc.equal(cl, sid), False).to_numpy(zero_copy_only=False)
+        # compare integer codes, not strings: the first row index of each id among the sessions
+        s_first = pc.index_in(s_ids, value_set=s_ids).to_numpy(zero_copy_only=False)
+        claim_code = pc.index_in(claims, value_set=s_ids).fill_null(-1).to_numpy(zero_copy_only=False)
+        cm = claim_code[pw] == s_first[ps]
     else:
         cm = np.zeros(0, bool)
     n_all = np.bincount(pw, minlength=n) if len(pw) else np.zeros(n, np.int64)
@@ -269,28 +272,35 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
     last_day = (w_ms + int(config.max_session_hours * 3_600_000) + tol) // DAY_MS
     final = np.zeros(n, dtype=bool)
     if n:
-        pairs = np.stack([first_day, last_day], axis=1)
-        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-        ok = np.array([coverage.covered_range(int(a), int(b)) for a, b in uniq], dtype=bool)
+        width = int((last_day - first_day).max()) + 1
+        key = first_day * width + (last_day - first_day)
+        uniq, inv = np.unique(key, return_inverse=True)
+        ok = np.array([coverage.covered_range(int(k // width), int(k // width + k % width)) for k in uniq],
+                      dtype=bool)
         final = ok[inv.reshape(-1)]
 
-    status = np.full(n, EXTERNAL, dtype=object)
-    status[in_fleet & (n_all == 0)] = UNATTRIBUTED
-    status[in_fleet & (n_all == 0) & ~final] = PENDING
-    status[in_fleet & (n_keep == 1)] = ATTRIBUTED
-    status[in_fleet & (n_keep > 1)] = AMBIGUOUS
-    match = np.full(n, None, dtype=object)
+    status_code = np.full(n, STATUSES.index(EXTERNAL), dtype=np.int8)
+    status_code[in_fleet & (n_all == 0)] = STATUSES.index(UNATTRIBUTED)
+    status_code[in_fleet & (n_all == 0) & ~final] = STATUSES.index(PENDING)
+    status_code[in_fleet & (n_keep == 1)] = STATUSES.index(ATTRIBUTED)
+    status_code[in_fleet & (n_keep > 1)] = STATUSES.index(AMBIGUOUS)
+    status_arr = pa.array(np.array(STATUSES, dtype=object)).take(pa.array(status_code))
     has = in_fleet & (n_keep >= 1)
-    match[has & (n_cm > 0)] = "claim"
-    match[has & (n_cm == 0) & (n_st > 0)] = "window"
-    match[has & (n_cm == 0) & (n_st == 0)] = "tolerance"
+    match_code = np.full(n, 3, dtype=np.int8)  # 3 = null
+    match_code[has & (n_cm > 0)] = 0
+    match_code[has & (n_cm == 0) & (n_st > 0)] = 1
+    match_code[has & (n_cm == 0) & (n_st == 0)] = 2
+    match_arr = pa.array(["claim", "window", "tolerance", None], pa.string()).take(pa.array(match_code))
 
-    # candidate lists (all candidates, sorted by session id), per write
+    # candidate lists (all candidates, sorted by session id), per write; order by a precomputed
+    # rank of the session ids instead of comparing strings per pair
     if len(pw):
-        cand_sid = s_ids.take(pa.array(ps)).to_numpy(zero_copy_only=False).astype(object)
-        order = np.lexsort((cand_sid.astype(str), pw))
-        cand_users = sessions.column("user_id").combine_chunks().take(pa.array(ps[order]))
-        cand_sids = pa.array(cand_sid[order], type=pa.string())
+        rank = np.empty(sessions.num_rows, dtype=np.int64)
+        rank[pc.sort_indices(s_ids).to_numpy()] = np.arange(sessions.num_rows)
+        order = np.lexsort((rank[ps], pw))
+        ps_o = pa.array(ps[order])
+        cand_users = sessions.column("user_id").combine_chunks().take(ps_o)
+        cand_sids = s_ids.take(ps_o)
         cand_pw = pw[order]
     else:
         cand_users = cand_sids = pa.array([], pa.string())
@@ -309,20 +319,33 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
 
     # claimed ids that are not among the candidates: do they exist anywhere?
     claim_known_elsewhere = np.zeros(n, dtype=bool)
-    claim_py = claims.to_pylist()
-    unresolved = [i for i in range(n) if claim_py[i] is not None and in_fleet[i] and n_cm[i] == 0]
-    if unresolved:
-        ids = sorted({claim_py[i] for i in unresolved})
-        if known_session is None:
-            known = set(ids) & set(s_ids.to_pylist())
-        else:
-            known = known_session(ids)
-        for i in unresolved:
-            claim_known_elsewhere[i] = claim_py[i] in known
+    unresolved = claims.is_valid().to_numpy(zero_copy_only=False) & in_fleet & (n_cm == 0) if n else \
+        np.zeros(0, bool)
+    if unresolved.any():
+        ids = sorted(pc.unique(claims.filter(pa.array(unresolved))).to_pylist())
+        known = set(ids) & set(s_ids.to_pylist()) if known_session is None else known_session(ids)
+        if known:
+            hit = pc.fill_null(pc.is_in(claims, pa.array(sorted(known), pa.string())), False)
+            claim_known_elsewhere = unresolved & hit.to_numpy(zero_copy_only=False)
+
+    # the logon depends only on the chosen session: match once per distinct session
+    chosen_sessions = np.unique(chosen[chosen >= 0])
+    logon_id = pa.nulls(n, pa.string())
+    logon_ts = pa.nulls(n, TS)
+    logon_ip = pa.nulls(n, pa.string())
+    if len(chosen_sessions) and logons.num_rows:
+        cs = pa.array(chosen_sessions)
+        lid, lts, lip = match_logons(sessions.column("user_id").combine_chunks().take(cs),
+                                     sessions.column("session_start_time").combine_chunks().take(cs),
+                                     logons, config)
+        pos = np.searchsorted(chosen_sessions, np.where(chosen >= 0, chosen, chosen_sessions[0]))
+        pos_arr = pa.array(pos)
+        logon_id = pc.if_else(has_choice, lid.take(pos_arr), pa.scalar(None, pa.string()))
+        logon_ts = pc.if_else(has_choice, lts.take(pos_arr), pa.scalar(None, TS))
+        logon_ip = pc.if_else(has_choice, lip.take(pos_arr), pa.scalar(None, pa.string()))
 
     user_col = pick("user_id")
     start_col = pick("session_start_time", TS)
-    logon_id, logon_ts, logon_ip = match_logons(user_col, start_col, logons, config)
 
     activity = pa.table({
         "event_id": writes.column("event_id"),
@@ -335,8 +358,8 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
         "principal_arn": writes.column("principal_arn"),
         "role_arn": writes.column("role_arn"),
         "claimed_session_id": claims,
-        "status": pa.array(status.tolist(), pa.string()),
-        "match": pa.array(match.tolist(), pa.string()),
+        "status": status_arr,
+        "match": match_arr,
         "user_id": user_col,
         "session_id": pick("session_id"),
         "session_source": pick("session_source"),

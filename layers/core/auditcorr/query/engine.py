@@ -15,7 +15,6 @@ import pyarrow.dataset as ds
 
 from ..lake import Lake
 from ..schemas import PARTITION_COLUMN, TABLES
-from .trino import translate
 
 LATEST_VIEWS = {
     "alerts_latest": ("alerts", "alert_id", "updated_at"),
@@ -30,6 +29,12 @@ def latest_view_sql(view: str, database: str | None = None) -> str:
     cols = ", ".join(f'"{f.name}"' for f in TABLES[table]) + f', "{PARTITION_COLUMN}"'
     return (f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {version} DESC) "
             f"AS rn FROM {src}) WHERE rn = 1")
+
+
+def fetch_arrow(cursor: Any) -> pa.Table:
+    """The result as an Arrow table (``to_arrow_table`` in DuckDB 2, ``fetch_arrow_table`` before)."""
+    fetch = getattr(cursor, "to_arrow_table", None) or cursor.fetch_arrow_table
+    return fetch()
 
 
 class LocalEngine:
@@ -51,15 +56,22 @@ class LocalEngine:
                 obj = full.empty_table()
             self._datasets[table] = obj
             self.con.register(table, obj)
+        from .trino import translate
+
         for view in LATEST_VIEWS:
             self.con.execute(f"CREATE VIEW {view} AS {translate(latest_view_sql(view))}")
 
     def execute(self, duck_sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run DuckDB SQL (already translated) with positional parameters."""
-        return self.con.execute(duck_sql, params or []).fetch_arrow_table()
+        rel = self.con.sql(duck_sql, params=params or None)
+        if rel is None:  # a statement without a result set
+            return pa.table({})
+        return fetch_arrow(rel)
 
     def query(self, trino_sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run Athena (Trino) SQL: translated, refused if it would answer differently."""
+        from .trino import translate
+
         return self.execute(translate(trino_sql), params)
 
     def close(self) -> None:
