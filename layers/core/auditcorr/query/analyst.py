@@ -14,16 +14,20 @@ import pyarrow as pa
 
 Runner = Callable[[str, list[Any]], pa.Table]
 
-WHO_SQL = """
-SELECT w.event_time, w.event_name, w.event_id, w.bucket, w.key, w.source_ip, w.vpc_endpoint_id,
-       w.principal_arn, w.role_arn, a.status, a.match, a.claimed_session_id, a.session_id,
-       a.session_source, a.user_id, a.session_start_time, a.session_end_time, a.fleet_name, a.stack_name,
-       a.instance_id, a.candidate_session_ids, a.candidate_user_ids, a.logon_event_id, a.logon_time,
-       a.logon_source_ip, w.dt
-FROM s3_writes w
-LEFT JOIN attributed_activity_latest a ON a.event_id = w.event_id AND a.dt = w.dt
-WHERE w.bucket = ? AND w.key = ?
-ORDER BY w.event_time, w.event_id
+WHO_WRITES_SQL = """
+SELECT event_time, event_name, event_id, bucket, key, source_ip, vpc_endpoint_id, principal_arn, role_arn, dt
+FROM s3_writes
+WHERE bucket = ? AND key = ?
+ORDER BY event_time, event_id
+"""
+
+#: {placeholders} is a list of ``?`` -- one per value; the values are always parameters
+WHO_ATTRIBUTION_SQL = """
+SELECT event_id, status, match, claimed_session_id, session_id, session_source, user_id,
+       session_start_time, session_end_time, fleet_name, stack_name, instance_id,
+       candidate_session_ids, candidate_user_ids, logon_event_id, logon_time, logon_source_ip
+FROM attributed_activity_latest
+WHERE dt IN ({dts}) AND event_id IN ({ids})
 """
 
 TIMELINE_SQL = """
@@ -49,7 +53,8 @@ SELECT * FROM (
   FROM alerts_latest WHERE user_id = ?
 ) t
 WHERE at >= ? AND at < ?
-ORDER BY at, kind, ref
+ORDER BY at, CASE kind WHEN 'logon' THEN 0 WHEN 'session_start' THEN 1 WHEN 'write' THEN 2
+                       WHEN 'alert' THEN 3 ELSE 4 END, ref
 """
 
 ALERTS_SQL = """
@@ -67,7 +72,23 @@ FROM attributed_activity_latest GROUP BY status ORDER BY writes DESC, status
 
 
 def who(run: Runner, bucket: str, key: str) -> pa.Table:
-    return run(WHO_SQL, [bucket, key])
+    """Every write of ``s3://bucket/key`` with its attribution (two pruned lookups, not a join over
+    the whole table: the writes by bucket/key, then their attribution by partition and event id)."""
+    writes = run(WHO_WRITES_SQL, [bucket, key])
+    if writes.num_rows == 0:
+        return writes
+    ids = writes.column("event_id").to_pylist()
+    dts = sorted(set(writes.column("dt").to_pylist()))
+    sql = WHO_ATTRIBUTION_SQL.format(dts=", ".join("?" * len(dts)), ids=", ".join("?" * len(ids)))
+    att_t = run(sql, dts + ids)
+    att = {r["event_id"]: r for r in att_t.to_pylist()}
+    extra = [c for c in att_t.column_names if c != "event_id"]
+    rows = []
+    for w in writes.to_pylist():
+        a = att.get(w["event_id"], {})
+        rows.append(w | {k: a.get(k) for k in extra})
+    schema = pa.schema(list(writes.schema) + [att_t.schema.field(c) for c in extra])
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def timeline(run: Runner, user: str, since: datetime, until: datetime) -> pa.Table:
