@@ -44,6 +44,8 @@ class LocalEngine:
         self.lake = lake
         self.con = duckdb.connect(config={"threads": threads} if threads else {})
         self.con.execute("SET TimeZone='UTC'")
+        # never resolve an unknown table name to a Python object of the caller
+        self.con.execute("SET python_enable_replacements = false")
         self._datasets: dict[str, Any] = {}
         for table, schema in TABLES.items():
             full = schema.append(pa.field(PARTITION_COLUMN, pa.string()))
