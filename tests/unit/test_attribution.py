@@ -233,3 +233,22 @@ def test_input_order_does_not_change_result(tmp_path, clock):
                               for r in latest(al.drop_columns(["dt"])).to_pylist() if r["status"] == "open"))
     assert results[0] == results[2] == results[4]
     assert results[1] == results[3] == results[5]
+
+
+def test_nat_egress_is_external_without_a_replay_alert(lake, clock):
+    p = Pipeline(lake, Config(nat_cidrs=("198.51.100.1/32",)), clock=clock)
+    p.ingest_object(ct_name(1), trail([put(T0, "198.51.100.1", key="via-nat"), put(T0, "203.0.113.77", key="replay")]))
+    act = activity(lake)
+    assert (act["via-nat"]["status"], act["via-nat"]["match"]) == ("external", "nat")
+    assert set(alerts(lake)) == {("credentials_outside_fleet", "replay")}
+
+
+def test_reattribute_settles_pending_writes_once_the_grace_period_passes(pipe, lake, clock):
+    clock.set(T0 + 2 * H)
+    pipe.ingest_object(ct_name(1), trail([put(T0 + 600 * S, "10.40.99.1", key="idle")]))
+    assert pipe.pending_days() == ["2026-03-02"]
+    clock.set(T0 + 24 * 4 * H)  # 03-03 ended more than report_grace_hours ago, no report ever came
+    pipe.reattribute(pipe.pending_days(), "recompute-scheduled")
+    assert activity(lake)["idle"]["status"] == "unattributed"
+    assert pipe.pending_days() == []
+    assert ("unattributed_activity", "idle") in alerts(lake)

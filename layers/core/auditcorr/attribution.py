@@ -290,7 +290,10 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
     match_code[has & (n_cm > 0)] = 0
     match_code[has & (n_cm == 0) & (n_st > 0)] = 1
     match_code[has & (n_cm == 0) & (n_st == 0)] = 2
-    match_arr = pa.array(["claim", "window", "tolerance", None], pa.string()).take(pa.array(match_code))
+    if config.nat_cidrs:
+        _, via_nat, _ = classify_ips(src, config.nat_cidrs)
+        match_code[~in_fleet & via_nat] = 4
+    match_arr = pa.array(["claim", "window", "tolerance", None, "nat"], pa.string()).take(pa.array(match_code))
 
     # candidate lists (all candidates, sorted by session id), per write; order by a precomputed
     # rank of the session ids instead of comparing strings per pair

@@ -82,6 +82,9 @@ class Config:
     tolerance_seconds: int = 60
     roles: tuple[str, ...] = DEFAULT_ROLES
     fleet_cidrs: tuple[str, ...] = DEFAULT_FLEET_CIDRS
+    #: the fleets' NAT egress addresses: writes from them are ``external`` (a NAT hides the instance,
+    #: attribution is impossible) but are not credential replay
+    nat_cidrs: tuple[str, ...] = ()
     #: longest a session can last (AppStream's default maximum user duration is 16 h); a write at
     #: time t is final only once the reports for day(t) .. day(t + this) are in.
     max_session_hours: float = 16.0
@@ -105,11 +108,12 @@ class Config:
     def __post_init__(self) -> None:
         if self.tolerance_seconds < 0:
             raise ConfigError("attribution.tolerance_seconds must be >= 0")
-        for cidr in self.fleet_cidrs:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError as exc:
-                raise ConfigError(f"attribution.fleet_cidrs: {cidr!r} is not a CIDR") from exc
+        for key, cidrs in (("fleet_cidrs", self.fleet_cidrs), ("nat_cidrs", self.nat_cidrs)):
+            for cidr in cidrs:
+                try:
+                    ipaddress.ip_network(cidr, strict=False)
+                except ValueError as exc:
+                    raise ConfigError(f"attribution.{key}: {cidr!r} is not a CIDR") from exc
         for rule, sev in self.severity.items():
             if sev not in SEVERITIES:
                 raise ConfigError(f"severity.{rule}: {sev!r} is not one of {SEVERITIES}")
@@ -166,6 +170,7 @@ def from_mapping(data: dict[str, Any]) -> Config:
         tolerance_seconds=int(_number(att, "tolerance_seconds", "attribution", 60)),
         roles=_tuple_of_str(att, "roles", "attribution", DEFAULT_ROLES),
         fleet_cidrs=_tuple_of_str(att, "fleet_cidrs", "attribution", DEFAULT_FLEET_CIDRS),
+        nat_cidrs=_tuple_of_str(att, "nat_cidrs", "attribution", ()),
         max_session_hours=float(_number(att, "max_session_hours", "attribution", 16.0)),
         report_grace_hours=float(_number(att, "report_grace_hours", "attribution", 48.0)),
         write_events=_tuple_of_str(ing, "write_events", "ingest", DEFAULT_WRITE_EVENTS),

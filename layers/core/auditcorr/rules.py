@@ -84,7 +84,8 @@ def write_alerts(res: AttributionResult, config: Config) -> pa.Table:
     rules: list[tuple[str, np.ndarray]] = [
         ("session_id_mismatch", fleet_status & claimed & ~claim_ok & res.claim_known_elsewhere),
         ("unknown_session_id", fleet_status & claimed & ~claim_ok & ~res.claim_known_elsewhere & res.claim_decidable),
-        ("credentials_outside_fleet", (status == EXTERNAL) & valid_ip),
+        ("credentials_outside_fleet", (status == EXTERNAL) & valid_ip & (act.column("match").is_null()
+                                                                         .to_numpy(zero_copy_only=False))),
         ("unattributed_activity", status == UNATTRIBUTED),
     ]
     parts = []

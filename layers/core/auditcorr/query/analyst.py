@@ -115,6 +115,10 @@ def evidence_chain(rows: list[dict[str, Any]]) -> list[str]:
         if status is None:
             lines.append("  status out of scope (principal is not an attributed role)")
             continue
+        if status == "external" and r.get("match") == "nat":
+            lines.append("  status external: the source is the fleet's NAT egress, which hides the instance;"
+                         " attribution is impossible (route S3 through a VPC endpoint)")
+            continue
         lines.append(f"  status {status}" + (f" (matched by {r['match']})" if r.get("match") else ""))
         if r.get("claimed_session_id"):
             lines.append(f"  claims session {r['claimed_session_id']}")
