@@ -91,7 +91,14 @@ def test_who_shows_the_evidence_chain(world):
 def test_alerts_and_timeline(world):
     lake, _ = world
     out = orjson.loads(run("alerts", "--lake", str(lake), "--format", "json"))
-    assert sorted(a["rule"] for a in out) == ["credentials_outside_fleet", "session_id_mismatch"]
+    # bob and carol never logged on in this world, and alice's logon came just before bob's session
+    # started: the logon cross-check says so
+    got = sorted((a["rule"], a["user_id"]) for a in out)
+    assert ("credentials_outside_fleet", None) in got
+    assert ("session_id_mismatch", "alice@example.com") in got
+    assert ("logon_user_mismatch", "bob@example.com") in got
+    assert ("session_without_logon", "carol@example.com") in got
+    assert not any(u == "alice@example.com" and r != "session_id_mismatch" for r, u in got)
     tl = orjson.loads(run("timeline", "--lake", str(lake), "--user", "alice@example.com", "--since", "2026-03-01",
                           "--until", "2026-03-04", "--format", "json"))
     assert [e["kind"] for e in tl] == ["logon", "session_start", "write", "write", "alert", "session_end"]

@@ -176,7 +176,7 @@ def query(lake: str, fmt: str, sql: str) -> None:
     except UnsupportedSQL as exc:
         raise click.ClickException(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - engine errors are user errors here
-        if type(exc).__module__.startswith("duckdb"):
+        if type(exc).__module__.startswith(("duckdb", "_duckdb")):  # duckdb's errors live in _duckdb
             raise click.ClickException(f"query failed: {exc}") from exc
         raise
     click.echo(render(result, fmt))

@@ -29,8 +29,9 @@ import pyarrow.parquet as pq
 
 from .schemas import PARTITION_COLUMN, ROW_KEYS, ROW_VERSION, TABLES
 
-_DT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
+# \Z, not $: "$" also matches before a trailing newline ("2026-03-02\n" would pass)
+_DT = re.compile(r"^\d{4}-\d{2}-\d{2}\Z", re.ASCII)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\Z", re.ASCII)
 
 WRITE_OPTIONS = {"compression": "zstd", "row_group_size": 128 * 1024, "write_statistics": True}
 

@@ -131,11 +131,17 @@ class Pipeline:
         out = parsed.outcome
         name = f"part-{iid}"
         new_writes = self._load_events("s3_writes", parsed.writes, name, out)
-        self._load_events("logons", parsed.logons, name, out)
+        new_logons = self._load_events("logons", parsed.logons, name, out)
         t0 = self.times.add("write", t0)
         if new_writes.num_rows:
             self._attribute_and_alert(new_writes, name, summary, scope_events=None)
         self.times.add("attribute", t0)
+        # compact only once this object's outputs all exist: until then a retry after a crash must
+        # find its own rows under its own file name, or it would take them for duplicates and never
+        # attribute them (tests/hardening/test_atomicity.py)
+        for table, rows in (("s3_writes", new_writes), ("logons", new_logons)):
+            for dt in pc.unique(dt_column(rows.column("event_time"))).to_pylist() if rows.num_rows else []:
+                self.maybe_compact(table, dt)
         return out
 
     def _load_events(self, table: str, rows: pa.Table, name: str, out: FileOutcome) -> pa.Table:
@@ -158,8 +164,6 @@ class Pipeline:
             dts = dts.filter(pa.array(keep))
         self.lake.write_partitioned(table, name, rows, dts)
         out.written += rows.num_rows
-        for dt in pc.unique(dts).to_pylist():
-            self.maybe_compact(table, dt)
         return rows
 
     # -- reports --------------------------------------------------------------------------------
@@ -183,10 +187,8 @@ class Pipeline:
 
     def check_logons(self, sessions: pa.Table, name: str, summary: IngestSummary | None = None) -> None:
         """Logon cross-check of these sessions: ``session_without_logon``, ``logon_user_mismatch``."""
-        try:
-            from . import logon_check
-        except ImportError:  # TEMP: module being written
-            return
+        from . import logon_check
+
         rules_here = [r for r in logon_check.RULES if self.config.rule_enabled(r)]
         if sessions.num_rows == 0 or not rules_here:
             return
@@ -233,8 +235,10 @@ class Pipeline:
             writes = self.lake.read("s3_writes", [dt])
             if writes.num_rows == 0:
                 continue
+            # old_files may include this run's own file, left by an attempt that died after writing it:
+            # it is read for previous_* (history survives the retry) and overwritten, never deleted
             self._attribute_and_alert(writes.drop_columns(["dt"]), name, summary, scope_events="all",
-                                      replace_files=[f for f in old_files if not f.endswith(f"/{name}.parquet")])
+                                      replace_files=old_files)
             if summary is not None:
                 summary.recomputed_days.append(dt)
 
@@ -344,9 +348,9 @@ class Pipeline:
         if replace_files:
             act = carry_previous(act, self.lake.read("attributed_activity", files=replace_files))
         dts = dt_column(act.column("event_time"))
-        self.lake.write_partitioned("attributed_activity", name, act, dts)
+        written = self.lake.write_partitioned("attributed_activity", name, act, dts)
         if replace_files:
-            self.lake.delete(replace_files)
+            self.lake.delete([f for f in replace_files if f not in written])
         raised = rules.write_alerts(res, self.config)
         self._merge_alerts(raised, act.column("event_id").to_pylist(), list(rules.WRITE_RULES), dts, name, now,
                            summary)

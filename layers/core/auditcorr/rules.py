@@ -57,15 +57,20 @@ RULES: dict[str, RuleInfo] = {
         "{event_name} s3://{bucket}/{key} from fleet address {source_ip} at {event_time}, "
         "but no session held that address then (reports covering the time are in).",
     ),
+    # logon cross-check (logon_check.py): the format fields are that module's, not the activity's
     "session_without_logon": RuleInfo(
         "AppStream session with no preceding logon of its user",
-        "Session {session_id} of user {user_id} started at {event_time} with no logon of that user "
-        "in the configured window before it.",
+        "Session {session_id} of user {user_id} on stack {stack_name} (fleet {fleet_name}, address "
+        "{source_ip}) started at {event_time}, but CloudTrail shows no successful logon of that user in "
+        "the {window_hours} h before it: a session nobody logged on for (shared or forged identity, or a "
+        "logon path CloudTrail does not see).",
     ),
     "logon_user_mismatch": RuleInfo(
         "The logon just before an AppStream session names a different user",
-        "Session {session_id} on stack {key} started at {event_time} for user {user_id}, but the logon "
-        "immediately before it ({claimed_session_id}) was by another user.",
+        "Session {session_id} on stack {stack_name} started at {event_time} for user {user_id}, but the "
+        "logon immediately before it ({logon_event_name} {logon_event_id} at {logon_time}, "
+        "{logon_gap_seconds} s earlier, from {logon_source_ip}) was by {logon_user}, and {user_id} had no "
+        "logon {own_logon_scope}: someone else's logon may have opened this session.",
     ),
 }
 

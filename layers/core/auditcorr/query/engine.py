@@ -62,6 +62,11 @@ class LocalEngine:
 
         for view in LATEST_VIEWS:
             self.con.execute(f"CREATE VIEW {view} AS {translate(latest_view_sql(view))}")
+        # defence in depth behind the translator's refusals: no file/network access from SQL, no
+        # extension downloads, and no statement can switch that back on (tests/hardening/test_security.py)
+        for setting in ("enable_external_access = false", "autoinstall_known_extensions = false",
+                        "autoload_known_extensions = false", "lock_configuration = true"):
+            self.con.execute(f"SET {setting}")
 
     def execute(self, duck_sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run DuckDB SQL (already translated) with positional parameters."""
