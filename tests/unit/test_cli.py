@@ -111,3 +111,22 @@ def test_bad_config_is_a_usage_error(tmp_path):
     cfg.write_text("[attribution]\nfleet_cidrs = ['x']\n")
     r = CliRunner().invoke(main, ["ingest", "--config", str(cfg), "--lake", str(tmp_path / "l"), str(tmp_path)])
     assert r.exit_code == 2 and "fleet_cidrs" in r.output
+
+
+def test_poll_a_simulated_appstream_api_then_attribute_live(tmp_path):
+    """`auditcorr poll` stores live sessions; a write ingested before any report is attributed from
+    them (session_source = live)."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "daily-session-report-2026-03-02.csv").write_bytes(report_csv(
+        [session_row(sid(1), "alice@example.com", IP, T0, T0 + timedelta(hours=2))]))
+    lake = tmp_path / "lake"
+    out = run("poll", "--lake", str(lake), "--fake-world", str(reports), "--at", "2026-03-02T08:30:00Z")
+    assert "sessions_observed=1" in out and "stacks_failed=0" in out
+    run("poll", "--lake", str(lake), "--fake-world", str(reports), "--at", "2026-03-02T08:45:00Z")
+    ct = tmp_path / "ct.json.gz"
+    ct.write_bytes(trail([put(T0 + timedelta(minutes=40), IP, key="live-k", event_id="w9")]))
+    run("ingest", "--lake", str(lake), str(ct))
+    rows = orjson.loads(run("query", "--lake", str(lake), "--format", "json",
+                            "SELECT status, user_id, session_source FROM attributed_activity"))
+    assert rows == [{"status": "attributed", "user_id": "alice@example.com", "session_source": "live"}]

@@ -166,11 +166,22 @@ def _runner(lake: str) -> Any:
 @main.command()
 @lake_opt
 @fmt_opt
+@click.option("--athena", is_flag=True,
+              help="run on Amazon Athena instead (awswrangler; database/workgroup from $AUDITCORR_ATHENA_DATABASE"
+                   " / $AUDITCORR_ATHENA_WORKGROUP, default auditcorr); --lake is then not used")
 @click.argument("sql")
-def query(lake: str, fmt: str, sql: str) -> None:
-    """Run Athena (Trino) SQL over the lake's tables, locally in DuckDB."""
+def query(lake: str, fmt: str, sql: str, athena: bool = False) -> None:
+    """Run Athena (Trino) SQL over the lake's tables, locally in DuckDB (or on Athena with --athena)."""
     from .query.trino import UnsupportedSQL
 
+    if athena:
+        from .adapters.aws.athena import AthenaQueryError, runner  # lazily: boto3/awswrangler only here
+
+        try:
+            click.echo(render(runner()(sql, []), fmt))
+        except AthenaQueryError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
     try:
         result = _runner(lake)(sql, [])
     except UnsupportedSQL as exc:
@@ -243,6 +254,54 @@ def timeline(lake: str, fmt: str, user: str, since: str | None, until: str | Non
     end = _time(until, datetime.now(UTC) + timedelta(days=1))
     start = _time(since, end - timedelta(days=30))
     click.echo(render(analyst.timeline(_runner(lake), user, start, end), fmt, max_width=70))
+
+
+def _report_sessions(folder: str) -> list[dict[str, Any]]:
+    """Every session in the sessions reports under ``folder`` (what the simulated API serves)."""
+    from .ingest.cloudtrail import UnreadableObject
+    from .ingest.usage import parse_usage_report, report_kind
+
+    rows: list[dict[str, Any]] = []
+    for path in walk([folder]):
+        if report_kind(str(path)) == "sessions_report":
+            try:
+                rows += parse_usage_report(path.read_bytes(), str(path)).table.to_pylist()
+            except UnreadableObject:
+                continue
+    return rows
+
+
+@main.command()
+@lake_opt
+@config_opt
+@click.option("--stack", "stacks", multiple=True, metavar="STACK:FLEET",
+              help="stack/fleet pair to poll (repeatable); default: [live] stacks in the config, else discover")
+@click.option("--region", default=None, help="AWS region of the AppStream stacks")
+@click.option("--fake-world", type=click.Path(exists=True, file_okay=False), default=None,
+              help="poll a simulated AppStream API serving the sessions of a world made by `demo --keep`")
+@click.option("--at", "at", default=None, help="with --fake-world: the simulated time of the poll (ISO, UTC)")
+def poll(lake: str, config_path: str | None, stacks: tuple[str, ...], region: str | None,
+         fake_world: str | None, at: str | None) -> None:
+    """Poll the AppStream API (DescribeSessions) once and store the live sessions in the lake."""
+    from .adapters.aws.appstream import LivePoller, parse_stacks
+
+    cfg = _config(config_path)
+    pairs = parse_stacks(",".join(stacks)) if stacks else list(cfg.live_stacks)
+    if fake_world:
+        from .adapters.fake_appstream import FakeAppStream
+
+        now = _time(at, datetime.now(UTC))
+        now_ms = int(now.timestamp() * 1000)
+        client: Any = FakeAppStream.from_world(_report_sessions(fake_world))
+        client.now_ms = now_ms
+        pipe = Pipeline(_lake(lake), cfg, clock=lambda: now_ms)
+    else:
+        from .adapters.aws.appstream import appstream_client
+
+        client = appstream_client(region=region)
+        pipe = Pipeline(_lake(lake), cfg)
+    totals = LivePoller(client, pipe, pairs).run()
+    click.echo(", ".join(f"{k}={v}" for k, v in totals.items()))
 
 
 @main.command()

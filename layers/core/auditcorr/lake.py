@@ -17,7 +17,9 @@ import posixpath
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -56,6 +58,12 @@ def input_id(source: str, content: bytes | None = None, etag: str | None = None)
 class Lake:
     fs: pafs.FileSystem
     base: str  # path inside fs, no trailing slash
+    #: bytes of decoded files kept in memory across reads (0: off).  Files are immutable per
+    #: (path, mtime, size), so a cached copy is exact; the local CLI turns it on (ingesting a folder
+    #: re-reads the same small session/logon/poll files for every CloudTrail file).
+    cache_bytes: int = 0
+    _cache: OrderedDict[tuple[Any, ...], pa.Table] = field(default_factory=OrderedDict, repr=False)
+    _cached: int = field(default=0, repr=False)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -71,7 +79,7 @@ class Lake:
 
         path = os.path.abspath(uri)
         os.makedirs(path, exist_ok=True)
-        return cls(pafs.LocalFileSystem(), path)
+        return cls(pafs.LocalFileSystem(), path, cache_bytes=256 * 1024 * 1024)
 
     @property
     def is_local(self) -> bool:
@@ -199,17 +207,51 @@ class Lake:
         if not files:
             t = full_schema.empty_table()
             return t.select(columns) if columns else t
-        part = ds.partitioning(pa.schema([pa.field(PARTITION_COLUMN, pa.string())]), flavor="hive")
-        dataset = ds.dataset(files, schema=full_schema, filesystem=self.fs, format="parquet",
-                             partitioning=part, partition_base_dir=self.table_dir(table))
         need = None
         if columns is not None:
             need = list(dict.fromkeys(list(columns) + (list(ROW_KEYS[table]) if latest else [])
                                       + ([ROW_VERSION[table]] if latest and ROW_VERSION[table] else [])))
-        t = dataset.to_table(columns=need, filter=filter)
+        t = self._cached_read(table, files, full_schema, need, filter) if self.cache_bytes else None
+        if t is None:
+            part = ds.partitioning(pa.schema([pa.field(PARTITION_COLUMN, pa.string())]), flavor="hive")
+            dataset = ds.dataset(files, schema=full_schema, filesystem=self.fs, format="parquet",
+                                 partitioning=part, partition_base_dir=self.table_dir(table))
+            t = dataset.to_table(columns=need, filter=filter)
         if latest:
             t = keep_latest(t, table)
         return t.select(columns) if columns else t
+
+
+    def _cached_read(self, table: str, files: list[str], full_schema: pa.Schema, need: list[str] | None,
+                     filter: pc.Expression | None) -> pa.Table | None:
+        """Read through the per-file cache; None when the files are too big to cache."""
+        infos = self.fs.get_file_info(files)
+        if sum(i.size or 0 for i in infos) > self.cache_bytes // 4:
+            return None
+        cols = tuple(need) if need is not None else None
+        parts = []
+        for info in infos:
+            key = (info.path, info.mtime_ns, info.size, cols)
+            t = self._cache.get(key)
+            if t is None:
+                dt = posixpath.basename(posixpath.dirname(info.path)).split("=", 1)[1]
+                t = pq.read_table(info.path, filesystem=self.fs, schema=full_schema.remove(
+                    full_schema.get_field_index(PARTITION_COLUMN)), columns=[c for c in need if c != PARTITION_COLUMN]
+                    if need is not None else None)
+                if need is None or PARTITION_COLUMN in need:
+                    t = t.append_column(PARTITION_COLUMN, pa.array([dt] * t.num_rows, pa.string()))
+                if need is not None:
+                    t = t.select(need)
+                self._cache[key] = t
+                self._cached += t.nbytes
+                while self._cached > self.cache_bytes and self._cache:
+                    _, old = self._cache.popitem(last=False)
+                    self._cached -= old.nbytes
+            else:
+                self._cache.move_to_end(key)
+            parts.append(t)
+        out = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        return out.filter(filter) if filter is not None else out
 
 
 def keep_latest(t: pa.Table, table: str) -> pa.Table:

@@ -266,21 +266,19 @@ class Pipeline:
         return sessions, source
 
     def live_fresh(self, days: list[int]) -> Callable[[np.ndarray], np.ndarray]:
-        """Was an (error-free) live poll made within the freshness on both sides of an event?"""
+        """For which event times was the live AppStream view complete enough (every stack/fleet in
+        scope polled without error within the freshness on both sides) to call a claim unknown?"""
+        from . import live
+
         polls = self.lake.read("live_polls", {_dt(d + k) for d in days for k in range(-1, 2)})
-        ok = polls.filter(pc.is_null(polls.column("error"))) if polls.num_rows else polls
-        times = np.unique(ok.column("observed_at").cast(pa.int64()).to_numpy(zero_copy_only=False)) \
-            if ok.num_rows else np.zeros(0, np.int64)
         fresh = self.config.live_freshness_seconds * 1000
         now = self.clock()
+        stacks = self.config.live_stacks or None
 
         def check(t: np.ndarray) -> np.ndarray:
-            if len(times) == 0:
+            if polls.num_rows == 0:
                 return np.zeros(len(t), dtype=bool)
-            i = np.searchsorted(times, t, side="right")
-            before = np.where(i > 0, times[np.maximum(i - 1, 0)], np.iinfo(np.int64).min // 2)
-            after = np.where(i < len(times), times[np.minimum(i, len(times) - 1)], np.iinfo(np.int64).max // 2)
-            return (t - before <= fresh) & ((after - t <= fresh) | (now - t <= fresh))
+            return live.live_fresh_mask(polls, stacks, t, now, fresh)
 
         return check
 

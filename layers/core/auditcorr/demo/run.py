@@ -22,8 +22,10 @@ from ..query import analyst
 from ..query.engine import LocalEngine
 from .world import World, generate_world
 
-#: the demo polls the (fake) AppStream API at every CloudTrail delivery; its freshness matches
-DEMO_CONFIG = Config(live_freshness_seconds=420)
+#: the demo polls the (fake) AppStream API every POLL_EVERY-th CloudTrail delivery (about every
+#: 15 minutes of simulated time); the live view counts as fresh for that long
+POLL_EVERY = 3
+DEMO_CONFIG = Config(live_freshness_seconds=20 * 60)
 
 DEMO_SQL = """
 SELECT user_id, count(*) AS writes, count(DISTINCT session_id) AS sessions,
@@ -48,10 +50,13 @@ def ingest_world(world: World, pipe: Pipeline, clock: SimClock, poll: Callable[[
                  summary: IngestSummary | None = None) -> IngestSummary:
     """Feed every file of ``world`` in arrival order, the clock set to each arrival time."""
     summary = summary or IngestSummary()
+    deliveries = 0
     for arrival in world.arrivals:
         clock.ms = int(arrival.at.timestamp() * 1000)
         if poll is not None and arrival.kind == "cloudtrail":
-            poll(clock.ms)
+            if deliveries % POLL_EVERY == 0:
+                poll(clock.ms)
+            deliveries += 1
         source = arrival.path.relative_to(world.root).as_posix()
         summary.files.append(pipe.ingest_object(source, arrival.path.read_bytes(), summary=summary))
     return summary
