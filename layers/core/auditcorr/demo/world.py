@@ -1,0 +1,1373 @@
+"""A synthetic AppStream 2.0 world: CloudTrail files, usage reports and the expected answers.
+
+SYNTHETIC DATA. No real usage report is public, so everything written here is made up: users are
+``firstname.lastname@example.com``, public addresses come from the documentation ranges
+(198.51.100.0/24, 203.0.113.0/24, 192.0.2.0/24, plus 100.64.0.0/10 for large worlds) and the fleets
+sit in 10.40.0.0/16.  The file formats follow ``DOMAIN.md`` (CloudTrail key layout and record shape,
+the 32 sessions-report columns, the report key layout).
+
+Two entry points:
+
+- :func:`generate_world` -- a small world rich in scenarios, with its ground truth, for ``auditcorr
+  demo``, golden end-to-end tests and examples.  Deterministic for a seed: the same seed gives the same
+  bytes in every file and the same truth.
+- :func:`generate_scale` -- volume for benchmarks (millions of writes), rendered from pre-built text
+  templates and streamed to disk one file at a time.
+
+Ground truth is recorded by construction, not by running a join: every write is placed at a time
+chosen so its outcome is fixed by what was generated (strictly inside its own session, in a clock-skew
+band next to a lone session edge, at a chosen distance from a neighbour session on the same IP, ...),
+and the expected status is written down as the write is made.  The only counting done is for the
+multi-session fleet, where the generator looks up which sessions it put on the instance at that
+moment (and moves a write away from any other session's tolerance band, so that set is exact).
+
+Scenarios of :func:`generate_world` (``World.scenarios`` maps each name to the event ids made for it):
+
+``single_window``            fleet-role write strictly inside a single-session fleet session.
+``multi_claim_resolved``     multi-session write whose role session name is the writer's session id,
+                             while 2+ sessions share the instance: attributed through the claim.
+``multi_claim_alone``        the same while the writer is alone on the instance.
+``multi_ambiguous``          multi-session write without a claim while 2-4 sessions share the IP:
+                             ``ambiguous``, candidates = those sessions (sorted ids).
+``multi_sole_occupant``      multi-session write without a claim while the writer is alone: attributed.
+``edge_end_in_next_tolerance`` write in the last seconds of session A whose IP is reused by B after a
+                             gap <= 45 s (so B's tolerance reaches it): A's own window wins.
+``inside_beats_tolerance``   write in the first seconds of B, within A's tolerance: B wins.
+``gap_claim_settles``        write inside the exactly-20-s gap between A and B, claiming A: A.
+``gap_ambiguous``            write inside that gap with no claim: ``ambiguous`` (A, B).
+``skew_before_start`` / ``skew_after_end``  stamped 5-45 s outside a session whose IP is otherwise
+                             free for minutes: attributed to it through the 60 s tolerance.
+``midnight_span``            writes on both sides of midnight in sessions reported the next day.
+``disguised_session_id``     role session name = the id of another real session (other user, other
+                             IP): attributed to the IP's session; alert ``session_id_mismatch``.
+``fabricated_session_id``    role session name = a uuid that is no session: alert ``unknown_session_id``.
+``replayed_credentials``     fleet-role write from 203.0.113.77: ``external``; ``credentials_outside_fleet``.
+``idle_fleet_ip``            write from 10.40.99.x where no session ever ran: ``unattributed``;
+                             ``unattributed_activity``.
+``out_of_scope_iam_user``    ``PutObject`` by the IAM user ``etl-bot`` from 192.0.2.10: ``out_of_scope``
+                             (not the fleet role: a pipeline does not attribute it).
+``duplicate_delivery``       writes whose record (same eventID, identical bytes) is delivered again in
+                             a later CloudTrail file (about 2 % of all records are; non-writes too).
+
+``World.session_scenarios`` holds the session-level facts: ``spanning_midnight`` (session ids),
+``short_gap_pairs`` (``"<A>,<B>,<gap seconds>"``), ``report_delivered_twice`` (the report day).
+
+The sessions report delivered twice is written ONCE, under its normal key, and listed twice in
+``World.arrivals`` (the second arrival a few hours after the first): a re-delivery overwrites the
+same S3 key.
+
+Noise a pipeline must skip: ``GetObject``/``HeadObject``/``ListObjects`` by the fleet role,
+AppStream ``DescribeSessions``/``CreateStreamingURL`` management events, ``AWS Internal`` events (KMS
+``Decrypt``, S3 ``GetBucketAcl``), and one CloudTrail digest file.
+
+Every session is preceded (10-120 s) by an ``AssumeRoleWithSAML`` of its own user from that user's own
+client address (no two users share one), so a logon cross-check has nothing to report.
+
+Expected statuses are the final ones (all reports in) with a 60 s tolerance.
+``ExpectedWrite.candidate_session_ids`` is filled for ``ambiguous`` writes only.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import gzip
+import hashlib
+import io
+import itertools
+import math
+import random
+import uuid
+import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ACCOUNT = "111122223333"
+REGION = "us-east-1"
+STACK = "analytics"
+FLEET_SINGLE = "analytics-single"
+FLEET_MULTI = "analytics-multi"
+FLEET_ROLE_NAME = "AppStreamFleetRole"
+FLEET_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{FLEET_ROLE_NAME}"
+FLEET_ROLE_ID = "AROA3XFRBF23EXAMPLE"
+SAML_ROLE_NAME = "AppStreamSAMLRole"
+SAML_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{SAML_ROLE_NAME}"
+SAML_ROLE_ID = "AROA3XFRBF23SAMLEXA"
+SAML_PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT}:saml-provider/Okta"
+SAML_ISSUER = "http://www.okta.com/exk9sYnthet1cExamp1e"
+SAML_NAME_QUALIFIER = "Q0x7s3NlW5y3nthet1cQualifier="
+VPCE_ID = "vpce-0a1b2c3d4e5f60718"
+TRAIL_BUCKET = f"aws-cloudtrail-logs-{ACCOUNT}-auditcorr"
+TRAIL_NAME = "auditcorr-trail"
+REPLAY_IP = "203.0.113.77"
+ETL_IP = "192.0.2.10"
+ETL_USER_ARN = f"arn:aws:iam::{ACCOUNT}:user/etl-bot"
+LIVE_POLLER_IP = "192.0.2.200"
+ADMIN_IP = "192.0.2.50"
+IDLE_IPS = ("10.40.99.23", "10.40.99.41")
+BUCKETS = (f"research-data-{ACCOUNT}", f"analytics-results-{ACCOUNT}")
+TOLERANCE_SECONDS = 60
+
+ATTRIBUTED = "attributed"
+AMBIGUOUS = "ambiguous"
+UNATTRIBUTED = "unattributed"
+EXTERNAL = "external"
+OUT_OF_SCOPE = "out_of_scope"
+
+KIND_CLOUDTRAIL = "cloudtrail"
+KIND_SESSIONS = "sessions_report"
+KIND_APPS = "applications_report"
+KIND_DIGEST = "digest"
+
+SESSION_COLUMNS: tuple[str, ...] = (
+    "user_session_id", "aws_account_id", "region", "session_start_time", "session_end_time",
+    "session_duration_in_seconds", "user_id", "user_arn", "authentication_type",
+    "authentication_type_user_id", "fleet_name", "stack_name", "instance_type", "eni_private_ip_address",
+    "connected_at_least_once",
+    "client_ip_addresses", "google_drive_enabled", "one_drive_enabled", "home_folders_storage_location",
+    "user_settings_clipboard_copy_from_local_device", "user_settings_clipboard_copy_to_local_device",
+    "user_settings_file_upload", "user_settings_file_download", "user_settings_printing_to_local_device",
+    "application_settings_enabled", "domain_joined", "max_session_duration", "session_type", "stream_view",
+    "streaming_experience_settings_protocol", "instance_id", "is_multisession",
+)
+APP_COLUMNS: tuple[str, ...] = ("user_session_id", "application_name", "schedule", "year", "month", "day")
+
+SCENARIOS: tuple[str, ...] = (
+    "single_window", "multi_claim_resolved", "multi_claim_alone", "multi_ambiguous", "multi_sole_occupant",
+    "edge_end_in_next_tolerance", "inside_beats_tolerance", "gap_claim_settles", "gap_ambiguous",
+    "skew_before_start", "skew_after_end", "midnight_span", "disguised_session_id", "fabricated_session_id",
+    "replayed_credentials", "idle_fleet_ip", "out_of_scope_iam_user", "duplicate_delivery",
+)
+
+_SEC = 1000
+_MIN = 60 * _SEC
+_HOUR = 60 * _MIN
+_DAY = 24 * _HOUR
+_TOL = TOLERANCE_SECONDS * _SEC
+_WINDOW = 5 * _MIN  # one CloudTrail file per 5-minute window
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_UPPER_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+NO_CLAIM_NAME = "AppStream2.0"
+
+_FIRST = ("amara", "bruno", "chen", "dalia", "emeka", "farah", "goran", "hana", "ines", "jonas", "kavya",
+          "liam", "maya", "nikolai", "olu", "priya", "quentin", "rosa", "sami", "tara", "umar", "vera",
+          "wei", "ximena", "yusuf", "zoe", "aiko", "bjorn", "carmen", "dev", "elif", "felix", "greta",
+          "hugo", "isla", "jamal", "kira", "lucas", "mei", "nora")
+_LAST = ("abara", "bergstrom", "castillo", "dubois", "eriksen", "fontaine", "garcia", "haddad", "ivanova",
+         "jensen", "kowalski", "lindqvist", "moreau", "nakamura", "okafor", "petrov", "quispe", "rossi",
+         "sato", "tanaka", "ueda", "varga", "weber", "xu", "yilmaz", "zimmermann", "alvarez", "brennan",
+         "costa", "demir", "eklund", "fischer", "gonzaga", "horvat", "iqbal", "jovanovic")
+_WRITE_UAS = (
+    "[aws-cli/2.15.30 Python/3.11.8 Windows/10 exe/AMD64 prompt/off command/s3.cp]",
+    "[Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/windows#10 md/arch#amd64 lang/python#3.11.8 "
+    "md/pyimpl#CPython cfg/retry-mode#legacy Botocore/1.34.69]",
+    "[aws-sdk-java/2.25.16 Windows_Server_2019/10.0 OpenJDK_64-Bit_Server_VM/17.0.10+7-LTS Java/17.0.10 "
+    "vendor/Eclipse_Adoptium io/sync http/Apache cfg/retry-mode/legacy]",
+    "[paws/0.6.1 (R4.3.2; windows; x86_64)]",
+)
+_REPLAY_UA = ("[aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0-1014-aws exe/x86_64.ubuntu.22 prompt/off "
+              "command/s3.cp]")
+_ETL_UA = ("[Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux#6.1 md/arch#x86_64 lang/python#3.12.2 "
+           "Botocore/1.34.69]")
+_BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/122.0.0.0 Safari/537.36")
+_PROJECTS = ("cohort-2026", "claims-model", "survey-q1", "genomics-pilot", "risk-dashboard",
+             "supply-forecast")
+_STEMS = ("summary", "export", "model-output", "cleaned", "notes", "figures", "Q1 report (final)",
+          "résumé-données", "scratch")
+_EXTS = (".csv", ".parquet", ".xlsx", ".png", ".ipynb", ".json")
+_APPS = ("Firefox", "RStudio", "JupyterLab", "Microsoft Excel", "Tableau Desktop", "Notepad++", "QGIS, LTR")
+
+
+# -- public types --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Arrival:
+    at: datetime  # UTC
+    path: Path
+    kind: str  # cloudtrail | sessions_report | applications_report | digest
+
+
+@dataclass(frozen=True)
+class ExpectedWrite:
+    status: str  # attributed | ambiguous | unattributed | external | out_of_scope
+    user_id: str | None
+    session_id: str | None
+    candidate_session_ids: tuple[str, ...] = ()  # sorted; for ambiguous writes only
+
+
+@dataclass
+class World:
+    root: Path
+    #: every file written, in arrival order (the order a pipeline would see them); a sessions report
+    #: delivered twice is listed twice with the same path
+    arrivals: list[Arrival]
+    #: event_id -> expected attribution, for every S3 write record generated (fleet role or not)
+    truth: dict[str, ExpectedWrite]
+    #: (rule, event_id) of every alert the write rules must raise, and no others (the logon
+    #: cross-check rules raise none: see the module doc)
+    expected_alerts: set[tuple[str, str]]
+    users: list[str]
+    #: the sessions, sorted by start: ``session_id``, ``user_id``, ``stack_name``, ``fleet_name``,
+    #: ``instance_id``, ``eni_private_ip_address``, ``session_start_time``/``session_end_time``/
+    #: ``max_expiration_time``/``logon_time`` (datetime, UTC), ``is_multisession`` (bool),
+    #: ``client_ip_addresses`` (list), ``authentication_type`` ("SAML"), ``logon_event_id``,
+    #: ``access_key_id`` (of the role session named after it)
+    sessions: list[dict[str, Any]]
+    #: scenario name (see the module doc) -> event ids
+    scenarios: dict[str, list[str]] = field(default_factory=dict)
+    #: session-level scenario facts (see the module doc)
+    session_scenarios: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class ScaleWorld:
+    root: Path
+    cloudtrail_files: list[Path]
+    sessions_reports: list[Path]
+    n_writes: int
+    n_sessions: int = 0
+    n_records: int = 0  # writes + logons
+
+
+# -- small helpers ---------------------------------------------------------------------------------------
+
+
+def _ms(dt: datetime) -> int:
+    return (dt.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _dt(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def _iso(ms: int) -> str:
+    return _dt(ms).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _compact(ms: int) -> str:
+    return _dt(ms).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _sts_expiration(ms: int) -> str:
+    """STS ``credentials.expiration`` as CloudTrail renders it: ``Mar 2, 2026, 9:38:05 AM``."""
+    d = _dt(ms)
+    hour = d.hour % 12 or 12
+    return f"{d:%b} {d.day}, {d.year}, {hour}:{d:%M:%S} {'AM' if d.hour < 12 else 'PM'}"
+
+
+def _floor_sec(ms: int) -> int:
+    return ms - ms % _SEC
+
+
+def _ceil_sec(ms: int) -> int:
+    return -(-ms // _SEC) * _SEC
+
+
+def _day_path(ms: int) -> str:
+    return _dt(ms).strftime("%Y/%m/%d")
+
+
+def _report_paths(day_ms: int) -> tuple[str, str]:
+    d = _dt(day_ms)
+    part = f"schedule=DAILY/year={d:%Y}/month={d:%m}/day={d:%d}"
+    return (f"appstream-logs/sessions/{part}/daily-session-report-{d:%Y-%m-%d}.csv",
+            f"appstream-logs/applications/{part}/daily-app-report-{d:%Y-%m-%d}.csv")
+
+
+def _ct_key(deliver_ms: int, suffix: str) -> str:
+    return (f"cloudtrail/AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/{_day_path(deliver_ms)}/"
+            f"{ACCOUNT}_CloudTrail_{REGION}_{_dt(deliver_ms):%Y%m%dT%H%MZ}_{suffix}.json.gz")
+
+
+def _fleet_ip(block: int, i: int) -> str:
+    """Fleet addresses: 200 a /24, from 10.40.<block>.10 on (never 10.40.99.x, the idle subnet)."""
+    third = block + i // 200
+    if third >= 99:
+        third += 1
+    if third > 255:
+        raise ValueError("too many fleet instances for 10.40.0.0/16")
+    return f"10.40.{third}.{10 + i % 200}"
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _csv_bytes(header: tuple[str, ...], rows: list[list[str]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue().encode()
+
+
+@dataclass
+class _Session:
+    sid: str
+    fleet: str
+    instance_id: str
+    ip: str
+    start: int  # ms
+    end: int
+    multi: bool
+    user: str = ""
+    logon_ms: int = 0
+    logon_event_id: str = ""
+    client_ips: tuple[str, ...] = ()
+    key_id: str = ""
+    time_style: str = "z"  # z | offset | frac  (how the report renders its times)
+    pinned: bool = False  # edge scenario: keep whole-second times
+
+
+# -- the scenario world --------------------------------------------------------------------------------
+
+
+class _Builder:
+    def __init__(self, root: Path, seed: int, n_users: int, days: int, start: datetime,
+                 writes_per_session: tuple[int, int]) -> None:
+        if n_users < 4:
+            raise ValueError("n_users must be >= 4 (the scenarios need several concurrent users)")
+        if days < 1:
+            raise ValueError("days must be >= 1")
+        lo, hi = writes_per_session
+        if lo < 0 or hi < lo:
+            raise ValueError("writes_per_session must be (lo, hi) with 0 <= lo <= hi")
+        self.root = root
+        self.rng = random.Random(seed)
+        self.n_users = n_users
+        self.days = days
+        self.wps = (lo, hi)
+        self.origin = _ms(start) // _DAY * _DAY
+        self.records: list[tuple[int, dict[str, Any]]] = []
+        self.write_ids: list[str] = []
+        self.truth: dict[str, ExpectedWrite] = {}
+        self.alerts: set[tuple[str, str]] = set()
+        self.scenarios: dict[str, list[str]] = {name: [] for name in SCENARIOS}
+        self.session_scenarios: dict[str, list[str]] = {
+            "spanning_midnight": [], "short_gap_pairs": [], "report_delivered_twice": []}
+        self.key_counter = itertools.count(1)
+        self.instance_keys: dict[str, str] = {}
+        self.by_ip: dict[str, list[_Session]] = {}
+        self.sessions: list[_Session] = []
+        self.users: list[str] = []
+        self.user_ips: dict[str, tuple[str, str]] = {}
+        #: (delivered ms, key, bytes, oldest ms, newest ms) of each CloudTrail file written
+        self.ct_files: list[tuple[int, str, bytes, int, int]] = []
+
+    # random identifiers, all from the seeded generator
+    def uuid4(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def alnum(self, n: int, alphabet: str = _ALNUM) -> str:
+        return "".join(self.rng.choices(alphabet, k=n))
+
+    def b64(self, n_bytes: int) -> str:
+        return base64.b64encode(self.rng.randbytes(n_bytes)).decode()
+
+    def access_key(self) -> str:
+        return "ASIA" + self.alnum(16, _UPPER_ALNUM)
+
+    def instance_id(self) -> str:
+        return f"i-0{self.rng.getrandbits(64):016x}"
+
+    def rand_sec(self, lo: int, hi: int) -> int:
+        """A whole-second time in [lo, hi] (ms)."""
+        a, b = _ceil_sec(lo) // _SEC, _floor_sec(hi) // _SEC
+        if b < a:
+            raise ValueError("empty time range")
+        return self.rng.randint(a, b) * _SEC
+
+    # -- people and sessions -----------------------------------------------------------------------
+    def make_users(self) -> None:
+        combos = [(f, la) for f in _FIRST for la in _LAST]
+        self.rng.shuffle(combos)
+        users = []
+        for i in range(self.n_users):
+            f, la = combos[i % len(combos)]
+            extra = "" if i < len(combos) else str(i // len(combos) + 1)
+            users.append(f"{f}.{la}{extra}@example.com")
+        office = [f"198.51.100.{i}" for i in range(10, 250)]
+        home = [f"203.0.113.{i}" for i in range(10, 250) if f"203.0.113.{i}" != REPLAY_IP]
+        extra_ips = (f"100.64.{i // 250}.{i % 250 + 1}" for i in itertools.count())
+        while len(office) < len(users):
+            office.append(next(extra_ips))
+        while len(home) < len(users):
+            home.append(next(extra_ips))
+        self.rng.shuffle(office)
+        self.rng.shuffle(home)
+        self.users = users
+        self.user_ips = {u: (office[i], home[i]) for i, u in enumerate(users)}
+
+    def gap(self) -> int:
+        if self.rng.random() < 0.12:
+            return self.rng.randint(10, 45) * _SEC  # the next user gets the instance almost at once
+        return self.rng.randint(2 * 60, 40 * 60) * _SEC
+
+    def make_slots(self) -> list[_Session]:
+        rng = self.rng
+        n_single = max(3, round(self.n_users * 0.4))
+        n_multi = max(2, self.n_users // 12)
+        slots: list[_Session] = []
+        for i in range(n_single):
+            inst, ip = self.instance_id(), _fleet_ip(1, i)
+            for d in range(self.days):
+                day0 = self.origin + d * _DAY
+                t = day0 + 7 * _HOUR + rng.randint(0, 100) * _MIN + rng.randint(0, 59) * _SEC
+                first = True
+                while True:
+                    dur = rng.randint(20 * 60, 180 * 60) * _SEC
+                    if t + dur > day0 + 19 * _HOUR + 30 * _MIN:
+                        break
+                    slots.append(_Session("", FLEET_SINGLE, inst, ip, t, t + dur, False))
+                    # the first instance's first gap of the first day is exactly 20 seconds
+                    t += dur + (20 * _SEC if (i == 0 and d == 0 and first) else self.gap())
+                    first = False
+                if i < 2:  # a late session that runs past midnight
+                    midnight = day0 + _DAY
+                    s = midnight - rng.randint(20, 90) * _MIN - rng.randint(0, 59) * _SEC
+                    e = midnight + rng.randint(20, 120) * _MIN + rng.randint(0, 59) * _SEC
+                    slots.append(_Session("", FLEET_SINGLE, inst, ip, s, e, False))
+        for j in range(n_multi):
+            inst, ip = self.instance_id(), _fleet_ip(60, j)
+            seats = 4 if j == 0 else 2 if j == 1 else rng.randint(2, 4)
+            for d in range(self.days):
+                day0 = self.origin + d * _DAY
+                for _ in range(seats):
+                    t = day0 + 7 * _HOUR + 30 * _MIN + rng.randint(0, 120) * _MIN + rng.randint(0, 59) * _SEC
+                    while True:
+                        dur = rng.randint(30, 240) * _MIN + rng.randint(0, 59) * _SEC
+                        if t + dur > day0 + 18 * _HOUR + 30 * _MIN:
+                            break
+                        slots.append(_Session("", FLEET_MULTI, inst, ip, t, t + dur, True))
+                        t += dur + rng.randint(1, 25) * _MIN + rng.randint(0, 59) * _SEC
+        slots.sort(key=lambda s: (s.start, s.ip, s.end))
+        return slots
+
+    def assign_users(self, slots: list[_Session]) -> None:
+        rng = self.rng
+        free_at = dict.fromkeys(self.users, -(10**15))
+        count = dict.fromkeys(self.users, 0)
+        kept: list[_Session] = []
+        for s in slots:
+            cands = [u for u in self.users if free_at[u] <= s.start - 3 * _MIN]
+            if not cands:
+                continue  # nobody free: the instance stays idle
+            best = min(count[u] for u in cands)
+            u = rng.choice([c for c in cands if count[c] == best])
+            count[u] += 1
+            free_at[u] = s.end + rng.randint(1, 20) * _MIN
+            s.user = u
+            s.sid = self.uuid4()
+            s.key_id = self.access_key()
+            s.logon_ms = s.start - rng.randint(10, 120) * _SEC
+            office, home = self.user_ips[u]
+            first_ip = office if rng.random() < 0.8 else home
+            s.client_ips = (first_ip, home if first_ip == office else office) if rng.random() < 0.15 \
+                else (first_ip,)
+            kept.append(s)
+        self.sessions = kept
+        for s in kept:
+            self.by_ip.setdefault(s.ip, []).append(s)
+            if s.instance_id not in self.instance_keys:
+                self.instance_keys[s.instance_id] = self.access_key()
+        for lst in self.by_ip.values():
+            lst.sort(key=lambda x: x.start)
+
+    def short_gap_pairs(self) -> list[tuple[_Session, _Session, int]]:
+        pairs = []
+        for ip in sorted(self.by_ip):
+            lst = self.by_ip[ip]
+            if lst[0].multi:
+                continue
+            for a, b in itertools.pairwise(lst):
+                g = b.start - a.end
+                if 0 < g <= 45 * _SEC:
+                    a.pinned = b.pinned = True
+                    pairs.append((a, b, g))
+                    self.session_scenarios["short_gap_pairs"].append(f"{a.sid},{b.sid},{g // _SEC}")
+        return pairs
+
+    def choose_time_styles(self) -> None:
+        free = [s for s in self.sessions if not s.pinned]
+        k = max(2, len(free) // 25)
+        picked = self.rng.sample(free, min(len(free), 2 * k))
+        for s in picked[:k]:
+            s.time_style = "offset"
+        for s in picked[k:]:
+            s.time_style = "frac"
+            s.start += self.rng.randint(1, 999)
+            s.end += self.rng.randint(1, 999)
+
+    # -- records -------------------------------------------------------------------------------------
+    def event_version(self) -> str:
+        return self.rng.choices(("1.09", "1.10", "1.11"), weights=(2, 5, 3))[0]
+
+    def add(self, t: int, rec: dict[str, Any]) -> dict[str, Any]:
+        self.records.append((t, rec))
+        return rec
+
+    def fleet_identity(self, name: str, key_id: str, created_ms: int) -> dict[str, Any]:
+        created = _compact(created_ms) if self.rng.random() < 0.05 else _iso(created_ms)
+        return {
+            "type": "AssumedRole",
+            "principalId": f"{FLEET_ROLE_ID}:{name}",
+            "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{FLEET_ROLE_NAME}/{name}",
+            "accountId": ACCOUNT,
+            "accessKeyId": key_id,
+            "sessionContext": {
+                "sessionIssuer": {"type": "Role", "principalId": FLEET_ROLE_ID, "arn": FLEET_ROLE_ARN,
+                                  "accountId": ACCOUNT, "userName": FLEET_ROLE_NAME},
+                "attributes": {"creationDate": created, "mfaAuthenticated": "false"},
+            },
+        }
+
+    def object_key(self, t: int) -> tuple[str, str]:
+        n = next(self.key_counter)
+        rng = self.rng
+        key = (f"projects/{rng.choice(_PROJECTS)}/{_dt(t):%Y-%m-%d}/"
+               f"{rng.choice(_STEMS)}-{n:05d}{rng.choice(_EXTS)}")
+        return rng.choice(BUCKETS), key
+
+    def s3_record(self, t: int, event_name: str, ip: str, identity: dict[str, Any], *, vpce: bool = True,
+                  user_agent: str | None = None, read_only: bool = False,
+                  bucket_key: tuple[str, str] | None = None) -> dict[str, Any]:
+        rng = self.rng
+        bucket, key = bucket_key or self.object_key(t)
+        host = f"{bucket}.s3.{REGION}.amazonaws.com"
+        params: dict[str, Any] = {"bucketName": bucket, "Host": host}
+        resources: list[dict[str, Any]]
+        if event_name == "ListObjects":
+            params.update({"prefix": key.rsplit("/", 1)[0] + "/", "delimiter": "/", "encoding-type": "url"})
+            resources = [{"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}]
+        else:
+            params["key"] = key
+            resources = [{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"},
+                         {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}]
+        if event_name == "CopyObject":
+            params["x-amz-copy-source"] = f"{bucket}/scratch/{rng.getrandbits(32):08x}.tmp"
+        elif event_name == "CompleteMultipartUpload":
+            params["uploadId"] = base64.urlsafe_b64encode(rng.randbytes(48)).decode()
+        size = rng.randint(200, 50_000_000) if not read_only else 0
+        rec: dict[str, Any] = {
+            "eventVersion": self.event_version(),
+            "userIdentity": identity,
+            "eventTime": _iso(t),
+            "eventSource": "s3.amazonaws.com",
+            "eventName": event_name,
+            "awsRegion": REGION,
+            "sourceIPAddress": ip,
+            "userAgent": user_agent or rng.choice(_WRITE_UAS),
+            "requestParameters": params,
+            "responseElements": None,
+            "additionalEventData": {
+                "SignatureVersion": "SigV4",
+                "CipherSuite": "TLS_AES_128_GCM_SHA256",
+                "bytesTransferredIn": size,
+                "SSEApplied": "Default_SSE_S3",
+                "AuthenticationMethod": "AuthHeader",
+                "x-amz-id-2": self.b64(57),
+                "bytesTransferredOut": rng.randint(0, 5_000_000) if read_only else 0,
+            },
+            "requestID": f"{rng.getrandbits(64):016X}",
+            "eventID": self.uuid4(),
+            "readOnly": read_only,
+            "resources": resources,
+            "eventType": "AwsApiCall",
+            "managementEvent": False,
+            "recipientAccountId": ACCOUNT,
+            "eventCategory": "Data",
+            "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                           "clientProvidedHostHeader": host},
+        }
+        if vpce:
+            rec["vpcEndpointId"] = VPCE_ID
+            rec["vpcEndpointAccountId"] = ACCOUNT
+        return self.add(t, rec)
+
+    def write_event_name(self) -> str:
+        return self.rng.choices(("PutObject", "CopyObject", "CompleteMultipartUpload"), weights=(88, 6, 6))[0]
+
+    def fleet_write(self, t: int, ip: str, name: str, key_id: str, expected: ExpectedWrite, scenario: str,
+                    *, alert: str | None = None, vpce: bool = True, user_agent: str | None = None,
+                    created_ms: int | None = None) -> str:
+        created = created_ms if created_ms is not None else t - self.rng.randint(5, 50) * _MIN
+        rec = self.s3_record(t, self.write_event_name(), ip, self.fleet_identity(name, key_id, created),
+                             vpce=vpce, user_agent=user_agent)
+        eid = rec["eventID"]
+        self.truth[eid] = expected
+        self.write_ids.append(eid)
+        self.scenarios[scenario].append(eid)
+        if alert:
+            self.alerts.add((alert, eid))
+        return eid
+
+    def session_write(self, s: _Session, t: int, claim: bool, expected: ExpectedWrite, scenario: str,
+                      no_claim_name: str = NO_CLAIM_NAME) -> str:
+        """A write by the code running in session ``s`` (its IP), claiming it or claiming nothing."""
+        if claim:
+            return self.fleet_write(t, s.ip, s.sid, s.key_id, expected, scenario,
+                                    created_ms=min(s.start + 30 * _SEC, t - 5 * _SEC))
+        return self.fleet_write(t, s.ip, no_claim_name, self.instance_keys[s.instance_id], expected, scenario)
+
+    @staticmethod
+    def attributed(s: _Session) -> ExpectedWrite:
+        return ExpectedWrite(ATTRIBUTED, s.user, s.sid)
+
+    def occupancy(self, ip: str, t: int) -> tuple[list[_Session], bool]:
+        """Sessions the generator put on ``ip`` whose own window holds ``t``; and whether ``t`` stays
+        clear of every tolerance band (so that set is exactly the candidate set)."""
+        strict, clean = [], True
+        for x in self.by_ip.get(ip, ()):
+            if x.start <= t <= x.end:
+                strict.append(x)
+            elif x.start - _TOL <= t <= x.end + _TOL:
+                clean = False
+        return strict, clean
+
+    def logons(self) -> None:
+        for s in self.sessions:
+            rec = self.saml_logon(s.logon_ms, s.user, s.client_ips[0])
+            s.logon_event_id = rec["eventID"]
+
+    def saml_logon(self, t: int, user: str, ip: str) -> dict[str, Any]:
+        pid = hashlib.sha256(f"saml|{user}".encode()).hexdigest()[:27].upper() + "="
+        return self.add(t, {
+            "eventVersion": self.event_version(),
+            "userIdentity": {"type": "SAMLUser", "principalId": f"{pid}:{user}", "userName": user,
+                             "identityProvider": SAML_PROVIDER_ARN},
+            "eventTime": _iso(t),
+            "eventSource": "sts.amazonaws.com",
+            "eventName": "AssumeRoleWithSAML",
+            "awsRegion": REGION,
+            "sourceIPAddress": ip,
+            "userAgent": _BROWSER_UA,
+            "requestParameters": {"sAMLAssertionID": f"id{self.rng.getrandbits(96):024x}",
+                                  "roleSessionName": user, "roleArn": SAML_ROLE_ARN,
+                                  "principalArn": SAML_PROVIDER_ARN, "durationSeconds": 3600},
+            "responseElements": {
+                "credentials": {"accessKeyId": self.access_key(), "expiration": _sts_expiration(t + _HOUR)},
+                "assumedRoleUser": {"assumedRoleId": f"{SAML_ROLE_ID}:{user}",
+                                    "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{SAML_ROLE_NAME}/{user}"},
+                "packedPolicySize": 6,
+                "subject": user,
+                "subjectType": "persistent",
+                "issuer": SAML_ISSUER,
+                "audience": "https://signin.aws.amazon.com/saml",
+                "nameQualifier": SAML_NAME_QUALIFIER,
+            },
+            "requestID": self.uuid4(),
+            "eventID": self.uuid4(),
+            "readOnly": True,
+            "resources": [{"accountId": ACCOUNT, "type": "AWS::IAM::Role", "ARN": SAML_ROLE_ARN},
+                          {"accountId": ACCOUNT, "type": "AWS::IAM::SAMLProvider", "ARN": SAML_PROVIDER_ARN}],
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": ACCOUNT,
+            "eventCategory": "Management",
+            "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                           "clientProvidedHostHeader": "sts.amazonaws.com"},
+        })
+
+    # -- writes ----------------------------------------------------------------------------------------
+    def ordinary_writes(self) -> None:
+        rng = self.rng
+        for s in self.sessions:
+            lo, hi = s.start + 90 * _SEC, s.end - 90 * _SEC
+            for _ in range(rng.randint(*self.wps)):
+                claim = rng.random() < 0.7
+                if not s.multi:
+                    self.session_write(s, self.rand_sec(lo, hi), claim, self.attributed(s), "single_window")
+                    continue
+                if claim:
+                    t = self.rand_sec(lo, hi)
+                    strict, _ = self.occupancy(s.ip, t)
+                    scenario = "multi_claim_resolved" if len(strict) > 1 else "multi_claim_alone"
+                    self.session_write(s, t, True, self.attributed(s), scenario)
+                    continue
+                self.multi_unclaimed(s, lo, hi)
+
+    def multi_unclaimed(self, s: _Session, lo: int, hi: int, want_shared: bool = False) -> bool:
+        """An unclaimed write from multi-session ``s``; False if no clear time was found."""
+        for _ in range(40):
+            t = self.rand_sec(lo, hi)
+            strict, clean = self.occupancy(s.ip, t)
+            if clean and (len(strict) > 1 or not want_shared):
+                break
+        else:
+            return False
+        name = self.rng.choice((NO_CLAIM_NAME, s.instance_id))
+        if len(strict) == 1:
+            self.session_write(s, t, False, self.attributed(s), "multi_sole_occupant", name)
+        else:
+            cands = tuple(sorted(x.sid for x in strict))
+            self.session_write(s, t, False, ExpectedWrite(AMBIGUOUS, None, None, cands), "multi_ambiguous",
+                               name)
+        return True
+
+    def forced_multi_ambiguous(self) -> None:
+        """At least two shared-instance unclaimed writes per multi instance and day."""
+        per: dict[tuple[str, int], int] = {}
+        for s in self.sessions:
+            if not s.multi:
+                continue
+            k = (s.ip, (s.start - self.origin) // _DAY)
+            if per.get(k, 0) >= 2:
+                continue
+            if self.multi_unclaimed(s, s.start + 90 * _SEC, s.end - 90 * _SEC, want_shared=True):
+                per[k] = per.get(k, 0) + 1
+
+    def edge_writes(self, pairs: list[tuple[_Session, _Session, int]]) -> None:
+        rng = self.rng
+        for a, b, g in pairs:
+            t = a.end - rng.randint(1, 10) * _SEC  # A's last seconds; B's tolerance starts at A.end + g - 60
+            self.session_write(a, t, rng.random() < 0.5, self.attributed(a), "edge_end_in_next_tolerance")
+            k = rng.randint(1, max(1, (_TOL - g) // _SEC - 1))  # B's first seconds, still in A's tolerance
+            self.session_write(b, b.start + k * _SEC, rng.random() < 0.5, self.attributed(b),
+                               "inside_beats_tolerance")
+            if g == 20 * _SEC:
+                self.session_write(a, a.end + 10 * _SEC, True, self.attributed(a), "gap_claim_settles")
+                self.session_write(a, a.end + 8 * _SEC, False,
+                                   ExpectedWrite(AMBIGUOUS, None, None, tuple(sorted((a.sid, b.sid)))),
+                                   "gap_ambiguous")
+
+    def skew_writes(self) -> None:
+        rng = self.rng
+        before, after = [], []
+        for lst in self.by_ip.values():
+            if lst[0].multi:
+                continue
+            for i, s in enumerate(lst):
+                if s.pinned:
+                    continue
+                if i == 0 or s.start - lst[i - 1].end >= 3 * _MIN:
+                    before.append(s)
+                if i == len(lst) - 1 or lst[i + 1].start - s.end >= 3 * _MIN:
+                    after.append(s)
+        before.sort(key=lambda x: x.start)
+        after.sort(key=lambda x: x.start)
+        for s in rng.sample(before, min(len(before), max(3, len(before) // 7))):
+            t = _floor_sec(s.start) - rng.randint(5, 45) * _SEC
+            self.session_write(s, t, rng.random() < 0.6, self.attributed(s), "skew_before_start")
+        for s in rng.sample(after, min(len(after), max(3, len(after) // 7))):
+            t = _ceil_sec(s.end) + rng.randint(5, 45) * _SEC
+            self.session_write(s, t, rng.random() < 0.6, self.attributed(s), "skew_after_end")
+
+    def midnight_writes(self) -> None:
+        rng = self.rng
+        for s in self.sessions:
+            if s.start // _DAY == s.end // _DAY:
+                continue
+            self.session_scenarios["spanning_midnight"].append(s.sid)
+            midnight = s.end // _DAY * _DAY
+            for t in (midnight - rng.randint(2, 15) * _MIN - rng.randint(0, 59) * _SEC,
+                      midnight + rng.randint(2, 15) * _MIN + rng.randint(0, 59) * _SEC):
+                self.session_write(s, t, rng.random() < 0.7, self.attributed(s), "midnight_span")
+
+    def plain_single(self, min_minutes: int = 30) -> list[_Session]:
+        return [s for s in self.sessions
+                if not s.multi and not s.pinned and s.end - s.start >= min_minutes * _MIN]
+
+    def disguised_writes(self) -> None:
+        rng = self.rng
+        pool = self.plain_single()
+        for a in rng.sample(pool, min(len(pool), max(3, 2 * self.days))):
+            t = self.rand_sec(a.start + 2 * _MIN, a.end - 2 * _MIN)
+            others = [b for b in self.sessions if b.user != a.user and b.ip != a.ip]
+            live = [b for b in others if b.start <= t <= b.end]
+            b = rng.choice(live or others)
+            self.fleet_write(t, a.ip, b.sid, self.access_key(), self.attributed(a), "disguised_session_id",
+                             alert="session_id_mismatch")
+
+    def fabricated_write(self) -> None:
+        a = self.rng.choice(self.plain_single())
+        known = {s.sid for s in self.sessions}
+        fake = self.uuid4()
+        while fake in known:
+            fake = self.uuid4()
+        t = self.rand_sec(a.start + 2 * _MIN, a.end - 2 * _MIN)
+        self.fleet_write(t, a.ip, fake, self.access_key(), self.attributed(a), "fabricated_session_id",
+                         alert="unknown_session_id")
+
+    def replay_writes(self) -> None:
+        rng = self.rng
+        pool = self.plain_single()
+        for v in rng.sample(pool, min(len(pool), 3)):
+            t = self.rand_sec(v.start + 5 * _MIN, v.end - 2 * _MIN)
+            self.fleet_write(t, REPLAY_IP, v.sid, v.key_id, ExpectedWrite(EXTERNAL, None, None),
+                             "replayed_credentials", alert="credentials_outside_fleet", vpce=False,
+                             user_agent=_REPLAY_UA, created_ms=v.start + 30 * _SEC)
+
+    def idle_writes(self) -> None:
+        rng = self.rng
+        key = self.access_key()
+        times = [self.origin + 12 * _HOUR + rng.randint(0, 59) * _MIN,
+                 self.origin + 12 * _HOUR + rng.randint(60, 119) * _MIN,
+                 self.origin + (self.days - 1) * _DAY + 15 * _HOUR + rng.randint(0, 59) * _MIN]
+        for i, t in enumerate(times):
+            self.fleet_write(t + rng.randint(0, 59) * _SEC, IDLE_IPS[i % 2], NO_CLAIM_NAME, key,
+                             ExpectedWrite(UNATTRIBUTED, None, None), "idle_fleet_ip",
+                             alert="unattributed_activity")
+
+    def etl_writes(self) -> None:
+        rng = self.rng
+        ident = {"type": "IAMUser", "principalId": "AIDA3XFRBF23ETLBOT01", "arn": ETL_USER_ARN,
+                 "accountId": ACCOUNT, "accessKeyId": "AKIA3XFRBF23ETLBOT01", "userName": "etl-bot"}
+        for d in range(self.days):
+            for h in (2, 14):
+                t = self.origin + d * _DAY + h * _HOUR + rng.randint(0, 50) * _MIN + rng.randint(0, 59) * _SEC
+                rec = self.s3_record(t, "PutObject", ETL_IP, ident, vpce=False, user_agent=_ETL_UA)
+                eid = rec["eventID"]
+                self.truth[eid] = ExpectedWrite(OUT_OF_SCOPE, None, None)
+                self.write_ids.append(eid)
+                self.scenarios["out_of_scope_iam_user"].append(eid)
+
+    # -- noise -----------------------------------------------------------------------------------------
+    def read_noise(self) -> None:
+        rng = self.rng
+        for s in self.sessions:
+            for _ in range(rng.randint(0, 3)):
+                t = self.rand_sec(s.start + 30 * _SEC, s.end - 30 * _SEC)
+                name = s.sid if rng.random() < 0.7 else NO_CLAIM_NAME
+                key = s.key_id if name == s.sid else self.instance_keys[s.instance_id]
+                ev = rng.choice(("GetObject", "HeadObject", "ListObjects"))
+                self.s3_record(t, ev, s.ip, self.fleet_identity(name, key, t - 10 * _MIN), read_only=True)
+
+    def management_noise(self) -> None:
+        rng = self.rng
+        poller = {"type": "AssumedRole", "principalId": "AROA3XFRBF23LIVEPOLL:auditcorr-live",
+                  "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AuditCorrLiveRole/auditcorr-live",
+                  "accountId": ACCOUNT, "accessKeyId": "ASIA3XFRBF23LIVEPOLL",
+                  "sessionContext": {"sessionIssuer": {
+                      "type": "Role", "principalId": "AROA3XFRBF23LIVEPOLL",
+                      "arn": f"arn:aws:iam::{ACCOUNT}:role/AuditCorrLiveRole", "accountId": ACCOUNT,
+                      "userName": "AuditCorrLiveRole"},
+                      "attributes": {"creationDate": _iso(self.origin), "mfaAuthenticated": "false"}}}
+        admin = {"type": "AssumedRole", "principalId": "AROA3XFRBF23ADMINROL:ops.admin@example.com",
+                 "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AppStreamAdmin/ops.admin@example.com",
+                 "accountId": ACCOUNT, "accessKeyId": "ASIA3XFRBF23ADMINKEY",
+                 "sessionContext": {"sessionIssuer": {
+                     "type": "Role", "principalId": "AROA3XFRBF23ADMINROL",
+                     "arn": f"arn:aws:iam::{ACCOUNT}:role/AppStreamAdmin", "accountId": ACCOUNT,
+                     "userName": "AppStreamAdmin"},
+                     "attributes": {"creationDate": _iso(self.origin), "mfaAuthenticated": "true"}}}
+        for d in range(self.days):
+            day0 = self.origin + d * _DAY
+            for half_hour in range(14, 40):  # 07:00 .. 20:00, every 30 minutes, per fleet
+                for fleet in (FLEET_SINGLE, FLEET_MULTI):
+                    t = day0 + half_hour * 30 * _MIN + rng.randint(0, 120) * _SEC
+                    self.mgmt(t, "appstream.amazonaws.com", "DescribeSessions", poller, LIVE_POLLER_IP,
+                              {"stackName": STACK, "fleetName": fleet, "authenticationType": "SAML"}, None,
+                              read_only=True)
+            for _ in range(3):
+                t = day0 + rng.randint(8 * 60, 17 * 60) * _MIN
+                self.mgmt(t, "appstream.amazonaws.com", "CreateStreamingURL", admin, ADMIN_IP,
+                          {"stackName": STACK, "fleetName": FLEET_SINGLE, "userId": "ops.admin@example.com",
+                           "validity": 60},
+                          {"streamingURL": "HIDDEN_DUE_TO_SECURITY_REASONS",
+                           "expires": _sts_expiration(t + _MIN)}, read_only=False)
+            for h in range(0, 24, 4):  # AWS-internal calls
+                t = day0 + h * _HOUR + rng.randint(0, 239) * _MIN
+                svc = {"type": "AWSService", "invokedBy": "AWS Internal"}
+                if h % 8 == 0:
+                    self.mgmt(t, "kms.amazonaws.com", "Decrypt", svc, "AWS Internal",
+                              {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}, None, read_only=True)
+                else:
+                    self.mgmt(t, "s3.amazonaws.com", "GetBucketAcl", svc, "AWS Internal",
+                              {"bucketName": BUCKETS[0], "Host": f"{BUCKETS[0]}.s3.{REGION}.amazonaws.com",
+                               "acl": ""}, None, read_only=True)
+
+    def mgmt(self, t: int, source: str, name: str, identity: dict[str, Any], ip: str,
+             params: dict[str, Any], response: Any, *, read_only: bool) -> None:
+        self.add(t, {
+            "eventVersion": self.event_version(),
+            "userIdentity": identity,
+            "eventTime": _iso(t),
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": REGION,
+            "sourceIPAddress": ip,
+            "userAgent": source if ip == "AWS Internal" else _BROWSER_UA,
+            "requestParameters": params,
+            "responseElements": response,
+            "requestID": self.uuid4(),
+            "eventID": self.uuid4(),
+            "readOnly": read_only,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": ACCOUNT,
+            "eventCategory": "Management",
+        })
+
+    # -- files -----------------------------------------------------------------------------------------
+    def write_cloudtrail(self) -> list[Arrival]:
+        rng = self.rng
+        windows: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        for t, rec in self.records:
+            windows.setdefault(t // _WINDOW, []).append((t, rec))
+        delivery: dict[int, int] = {}
+
+        def deliver_at(w: int) -> int:  # a window's file lands 3-12 minutes after the window closes
+            if w not in delivery:
+                delivery[w] = (w + 1) * _WINDOW + rng.randint(3 * 60, 12 * 60) * _SEC
+            return delivery[w]
+
+        for w in sorted(windows):
+            deliver_at(w)
+        # about 2 % of all records are delivered again, identical, in a file of a later window that
+        # also lands later than the first delivery
+        writes = set(self.write_ids)
+        idx_w = [i for i, (_, r) in enumerate(self.records) if r["eventID"] in writes]
+        idx_o = [i for i, (_, r) in enumerate(self.records) if r["eventID"] not in writes]
+        dups = rng.sample(idx_w, min(len(idx_w), max(3, round(len(idx_w) * 0.02)))) + \
+            rng.sample(idx_o, min(len(idx_o), max(1, round(len(idx_o) * 0.02))))
+        for i in sorted(dups):
+            t, rec = self.records[i]
+            w = t // _WINDOW
+            target = w + rng.randint(1, 3)
+            while deliver_at(target) <= deliver_at(w):
+                target += 1
+            windows.setdefault(target, []).append((t, rec))
+            if rec["eventID"] in writes:
+                self.scenarios["duplicate_delivery"].append(rec["eventID"])
+        arrivals = []
+        for w in sorted(windows):
+            entries = windows[w]
+            rng.shuffle(entries)
+            deliver = deliver_at(w)
+            key = _ct_key(deliver, self.alnum(16))
+            data = gzip.compress(orjson.dumps({"Records": [r for _, r in entries]}), compresslevel=6, mtime=0)
+            _write_bytes(self.root / key, data)
+            arrivals.append(Arrival(_dt(deliver), self.root / key, KIND_CLOUDTRAIL))
+            times = [t for t, _ in entries]
+            self.ct_files.append((deliver, key, data, min(times), max(times)))
+        arrivals.append(self.write_digest())
+        return arrivals
+
+    def write_digest(self) -> Arrival:
+        """One digest covering the log files delivered in the first hour with any delivery."""
+        first = min(f[0] for f in self.ct_files) // _HOUR * _HOUR
+        end = first + _HOUR
+        files = [f for f in self.ct_files if first <= f[0] < end]
+        deliver = end + self.rng.randint(5, 15) * _MIN
+        key = (f"cloudtrail/AWSLogs/{ACCOUNT}/CloudTrail-Digest/{REGION}/{_day_path(deliver)}/"
+               f"{ACCOUNT}_CloudTrail-Digest_{REGION}_{TRAIL_NAME}_{REGION}_{_compact(deliver)}.json.gz")
+        body = {
+            "awsAccountId": ACCOUNT,
+            "digestStartTime": _iso(first),
+            "digestEndTime": _iso(end),
+            "digestS3Bucket": TRAIL_BUCKET,
+            "digestS3Object": key.removeprefix("cloudtrail/"),
+            "digestPublicKeyFingerprint": hashlib.sha256(b"auditcorr synthetic").hexdigest()[:32],
+            "digestSignatureAlgorithm": "SHA256withRSA",
+            "newestEventTime": _iso(max(f[4] for f in files)),
+            "oldestEventTime": _iso(min(f[3] for f in files)),
+            "previousDigestS3Bucket": None,
+            "previousDigestS3Object": None,
+            "previousDigestHashValue": None,
+            "previousDigestHashAlgorithm": None,
+            "previousDigestSignature": None,
+            "logFiles": [{"s3Bucket": TRAIL_BUCKET, "s3Object": k.removeprefix("cloudtrail/"),
+                          "hashValue": hashlib.sha256(data).hexdigest(), "hashAlgorithm": "SHA-256",
+                          "newestEventTime": _iso(hi), "oldestEventTime": _iso(lo)}
+                         for _, k, data, lo, hi in files],
+        }
+        _write_bytes(self.root / key, gzip.compress(orjson.dumps(body), compresslevel=6, mtime=0))
+        return Arrival(_dt(deliver), self.root / key, KIND_DIGEST)
+
+    @staticmethod
+    def report_time(ms: int, style: str) -> str:
+        d = _dt(ms)
+        if style == "offset":
+            return d.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        if style == "frac":
+            return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % _SEC:03d}Z"
+        return d.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def session_row(self, s: _Session) -> list[str]:
+        rng = self.rng
+        t = self.report_time
+        return [
+            s.sid, ACCOUNT, REGION, t(s.start, s.time_style), t(s.end, s.time_style),
+            str((s.end - s.start) // _SEC), s.user, "", "SAML", f"{s.user}SAML",
+            s.fleet, STACK, "stream.standard.2xlarge" if s.multi else "stream.standard.medium", s.ip, "true",
+            ";".join(s.client_ips), "false", "false",
+            f"s3://appstream2-36fb080bb8-{REGION}-{ACCOUNT}/user/custom/"
+            f"{hashlib.sha256(s.user.encode()).hexdigest()}",
+            "ENABLED", "DISABLED", "ENABLED", "DISABLED", "DISABLED", "false", "false", "57600", "ALWAYS_ON",
+            "APP" if s.multi else "DESKTOP", rng.choice(("TCP", "TCP", "UDP")), s.instance_id,
+            "true" if s.multi else "false",
+        ]
+
+    def write_reports(self) -> list[Arrival]:
+        rng = self.rng
+        by_day: dict[int, list[_Session]] = {}
+        for s in self.sessions:
+            by_day.setdefault(s.end // _DAY * _DAY, []).append(s)
+        arrivals = []
+        for n, day in enumerate(sorted(by_day)):
+            ss = sorted(by_day[day], key=lambda x: (x.start, x.sid))
+            sess_key, app_key = _report_paths(day)
+            rows = [self.session_row(s) for s in ss]
+            apps = []
+            d = _dt(day)
+            for s in ss:
+                for app in rng.sample(_APPS, rng.randint(1, 3)):
+                    apps.append([s.sid, app, "DAILY", f"{d:%Y}", f"{d:%m}", f"{d:%d}"])
+            _write_bytes(self.root / sess_key, _csv_bytes(SESSION_COLUMNS, rows))
+            _write_bytes(self.root / app_key, _csv_bytes(APP_COLUMNS, apps))
+            at = day + _DAY + rng.randint(2 * 60, 6 * 60 - 10) * _MIN + rng.randint(0, 59) * _SEC
+            arrivals.append(Arrival(_dt(at), self.root / sess_key, KIND_SESSIONS))
+            arrivals.append(Arrival(_dt(at + rng.randint(10, 300) * _SEC), self.root / app_key, KIND_APPS))
+            if n == 0:  # delivered again, same key and bytes, a few hours later
+                again = at + rng.randint(2 * 60, 4 * 60) * _MIN + rng.randint(0, 59) * _SEC
+                arrivals.append(Arrival(_dt(again), self.root / sess_key, KIND_SESSIONS))
+                self.session_scenarios["report_delivered_twice"].append(f"{d:%Y-%m-%d}")
+        return arrivals
+
+    def session_dicts(self) -> list[dict[str, Any]]:
+        return [{
+            "session_id": s.sid,
+            "user_id": s.user,
+            "stack_name": STACK,
+            "fleet_name": s.fleet,
+            "instance_id": s.instance_id,
+            "eni_private_ip_address": s.ip,
+            "session_start_time": _dt(s.start),
+            "session_end_time": _dt(s.end),
+            "max_expiration_time": _dt(s.start + 16 * _HOUR),
+            "is_multisession": s.multi,
+            "client_ip_addresses": list(s.client_ips),
+            "authentication_type": "SAML",
+            "logon_time": _dt(s.logon_ms),
+            "logon_event_id": s.logon_event_id,
+            "access_key_id": s.key_id,
+        } for s in sorted(self.sessions, key=lambda x: (x.start, x.sid))]
+
+    def build(self) -> World:
+        self.make_users()
+        self.assign_users(self.make_slots())
+        pairs = self.short_gap_pairs()
+        self.choose_time_styles()
+        self.logons()
+        self.ordinary_writes()
+        self.forced_multi_ambiguous()
+        self.edge_writes(pairs)
+        self.skew_writes()
+        self.midnight_writes()
+        self.disguised_writes()
+        self.fabricated_write()
+        self.replay_writes()
+        self.idle_writes()
+        self.etl_writes()
+        self.read_noise()
+        self.management_noise()
+        self.root.mkdir(parents=True, exist_ok=True)
+        arrivals = self.write_cloudtrail() + self.write_reports()
+        arrivals.sort(key=lambda a: (a.at, a.kind, a.path.as_posix()))
+        return World(root=self.root, arrivals=arrivals, truth=self.truth, expected_alerts=self.alerts,
+                     users=list(self.users), sessions=self.session_dicts(), scenarios=self.scenarios,
+                     session_scenarios=self.session_scenarios)
+
+
+def generate_world(root: Path, *, seed: int = 7, n_users: int = 36, days: int = 2,
+                   start: datetime = datetime(2026, 3, 2, tzinfo=UTC),
+                   writes_per_session: tuple[int, int] = (2, 8)) -> World:
+    """Write a synthetic AppStream world under ``root`` and return its files and ground truth.
+
+    ``start`` is floored to its UTC day; sessions run on ``days`` days from it (the late ones end
+    the next day).  Same arguments, same bytes.  The defaults hold every scenario of the module doc;
+    a very small world (few users, one day) may miss some, e.g. the 20 s gap when no user is free
+    to take the instance: check ``World.scenarios``.
+    """
+    return _Builder(Path(root), seed, n_users, days, start, writes_per_session).build()
+
+
+# -- the scale path ------------------------------------------------------------------------------------
+
+_PLACEHOLDER = "@@{}@@"
+#: per-record fields of the write template, in the order they appear in its text
+_WRITE_ORDER = ("t", "n", "size", "rid", "rid", "eid", "n")
+_WRITE_SPECS = ("t", "n", "size", "rid", "eid")
+
+
+def _scale_templates() -> tuple[str, str]:
+    """(write, logon) record texts with ``@@name@@`` placeholders and ``%`` escaped."""
+    p = _PLACEHOLDER.format
+    bucket = BUCKETS[0]
+    host = f"{bucket}.s3.{REGION}.amazonaws.com"
+    key = f"{p('keyprefix')}{p('n')}.csv"
+    write = {
+        "eventVersion": "1.10",
+        "userIdentity": {
+            "type": "AssumedRole", "principalId": f"{FLEET_ROLE_ID}:{p('name')}",
+            "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{FLEET_ROLE_NAME}/{p('name')}",
+            "accountId": ACCOUNT, "accessKeyId": p("akid"),
+            "sessionContext": {
+                "sessionIssuer": {"type": "Role", "principalId": FLEET_ROLE_ID, "arn": FLEET_ROLE_ARN,
+                                  "accountId": ACCOUNT, "userName": FLEET_ROLE_NAME},
+                "attributes": {"creationDate": p("created"), "mfaAuthenticated": "false"}}},
+        "eventTime": p("t"), "eventSource": "s3.amazonaws.com", "eventName": "PutObject", "awsRegion": REGION,
+        "sourceIPAddress": p("ip"), "userAgent": _WRITE_UAS[0],
+        "requestParameters": {"bucketName": bucket, "Host": host, "key": key},
+        "responseElements": None,
+        "additionalEventData": {"SignatureVersion": "SigV4", "CipherSuite": "TLS_AES_128_GCM_SHA256",
+                                "bytesTransferredIn": p("size"), "SSEApplied": "Default_SSE_S3",
+                                "AuthenticationMethod": "AuthHeader", "x-amz-id-2": f"{p('rid')}EXAMPLEid2=",
+                                "bytesTransferredOut": 0},
+        "requestID": p("rid"), "eventID": p("eid"), "readOnly": False,
+        "resources": [{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"},
+                      {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}],
+        "eventType": "AwsApiCall", "managementEvent": False, "recipientAccountId": ACCOUNT,
+        "vpcEndpointId": VPCE_ID, "eventCategory": "Data",
+    }
+    logon = {
+        "eventVersion": "1.10",
+        "userIdentity": {"type": "SAMLUser", "principalId": f"SYNTHETICSAMLPRINCIPAL0000=:{p('user')}",
+                         "userName": p("user"), "identityProvider": SAML_PROVIDER_ARN},
+        "eventTime": p("t"), "eventSource": "sts.amazonaws.com", "eventName": "AssumeRoleWithSAML",
+        "awsRegion": REGION, "sourceIPAddress": p("ip"), "userAgent": _BROWSER_UA,
+        "requestParameters": {"roleSessionName": p("user"), "roleArn": SAML_ROLE_ARN,
+                              "principalArn": SAML_PROVIDER_ARN, "durationSeconds": 3600},
+        "responseElements": {
+            "credentials": {"accessKeyId": p("akid"), "expiration": p("exp")},
+            "assumedRoleUser": {"assumedRoleId": f"{SAML_ROLE_ID}:{p('user')}",
+                                "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{SAML_ROLE_NAME}/{p('user')}"},
+            "subject": p("user"), "subjectType": "persistent", "issuer": SAML_ISSUER,
+            "audience": "https://signin.aws.amazon.com/saml", "nameQualifier": SAML_NAME_QUALIFIER},
+        "requestID": p("rid"), "eventID": p("eid"), "readOnly": True, "eventType": "AwsApiCall",
+        "managementEvent": True, "recipientAccountId": ACCOUNT, "eventCategory": "Management",
+    }
+    return (orjson.dumps(write).decode().replace("%", "%%"), orjson.dumps(logon).decode().replace("%", "%%"))
+
+
+def _positional(text: str) -> list[str]:
+    """Split the write template at its per-record placeholders (``_WRITE_ORDER``, checked) into the
+    constant text around them; a record is then ``"".join`` of those pieces and its values."""
+    text = text.replace(f'"{_PLACEHOLDER.format("size")}"', _PLACEHOLDER.format("size")).replace("%%", "%")
+    found = sorted((i, name) for name in _WRITE_SPECS for i in _find_all(text, _PLACEHOLDER.format(name)))
+    if tuple(name for _, name in found) != _WRITE_ORDER:
+        raise AssertionError(f"write template order changed: {found}")
+    pieces, pos = [], 0
+    for i, name in found:
+        pieces.append(text[pos:i])
+        pos = i + len(_PLACEHOLDER.format(name))
+    pieces.append(text[pos:])
+    pieces[0] = "," + pieces[0]  # records are comma-led in the buffer; flush drops the first comma
+    return pieces
+
+
+def _find_all(text: str, sub: str) -> list[int]:
+    out, i = [], text.find(sub)
+    while i >= 0:
+        out.append(i)
+        i = text.find(sub, i + 1)
+    return out
+
+
+def _fill(pieces: list[str], **values: str) -> tuple[bytes, ...]:
+    out = []
+    for text in pieces:
+        for name, value in values.items():
+            text = text.replace(_PLACEHOLDER.format(name), value)
+        out.append(text.encode())
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _hms_tables() -> tuple[list[str], list[bytes]]:
+    """``HH:MM:SSZ`` for each second of a day, as text and as bytes."""
+    hms = [f"{h:02d}:{m:02d}:{sec:02d}Z" for h in range(24) for m in range(60) for sec in range(60)]
+    return hms, [x.encode() for x in hms]
+
+
+def _user_name(i: int) -> str:
+    f, rest = divmod(i, len(_LAST))
+    n = f // len(_FIRST)
+    return f"{_FIRST[f % len(_FIRST)]}.{_LAST[rest]}{n or ''}@example.com"
+
+
+class _FileSink:
+    """Joins, compresses (gzip level 1) and writes CloudTrail bodies on one worker thread: zlib
+    releases the GIL, so rendering the next file overlaps with compressing the last one.  The body
+    arrives as a list of byte pieces and is joined in slices (no second full-size copy).  At most
+    two files wait."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="world-gzip")
+        self.pending: list[Future[None]] = []
+
+    @staticmethod
+    def _write(path: Path, pieces: list[bytes]) -> None:
+        comp = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: gzip container, mtime 0
+        step = 8192
+        out = [comp.compress(b"".join(pieces[i:i + step])) for i in range(0, len(pieces), step)]
+        out.append(comp.flush())
+        _write_bytes(path, b"".join(out))
+
+    def put(self, path: Path, pieces: list[bytes]) -> None:
+        while len(self.pending) >= 2:
+            self.pending.pop(0).result()
+        self.pending.append(self.pool.submit(self._write, path, pieces))
+
+    def close(self) -> None:
+        try:
+            for f in self.pending:
+                f.result()
+        finally:
+            self.pool.shutdown(wait=True)
+
+
+def generate_scale(root: Path, *, n_writes: int, n_sessions: int, seed: int = 7, records_per_file: int = 5000,
+                   days: int = 1, multi_session_share: float = 0.3) -> ScaleWorld:
+    """Write ``n_writes`` S3 write records (plus one logon a session) and the sessions reports.
+
+    Same record and report shapes as :func:`generate_world`, without its scenarios or truth: every
+    write is a ``PutObject`` by the fleet role from its session's IP, strictly inside the session,
+    70 % of them naming the session as role session name. Sessions run on seats: a single-session
+    instance is one seat; a multi-session instance has three seats sharing its IP. Deterministic for
+    a seed. Records are rendered from text templates (filled per session, then joined with the
+    per-record values) and streamed out ``records_per_file`` at a time; memory holds one or two files
+    and the per-day report writers, not the records.  Event ids are version-4 uuids made of a random
+    prefix per session and a random last group per record.
+    """
+    if n_sessions < 1 or n_writes < 0 or days < 1 or records_per_file < 1:
+        raise ValueError("need n_sessions >= 1, n_writes >= 0, days >= 1, records_per_file >= 1")
+    if not 0.0 <= multi_session_share <= 1.0:
+        raise ValueError("multi_session_share must be within [0, 1]")
+    root = Path(root)
+    rng = random.Random(seed)
+    getbits, rand = rng.getrandbits, rng.random
+    write_tmpl, logon_tmpl = _scale_templates()
+    write_pieces = _positional(write_tmpl)
+    logon_tmpl = logon_tmpl.replace('"@@', '"%(').replace('@@"', ')s"').replace("@@", ")s")
+    hms, hms_b = _hms_tables()
+    origin_s = _ms(datetime(2026, 3, 2, tzinfo=UTC)) // _SEC
+    day_prefix = [_dt((origin_s + d * 86_400) * _SEC).strftime("%Y-%m-%dT") for d in range(days + 1)]
+    day_prefix_b = [x.encode() for x in day_prefix]
+
+    def iso_s(sec: int) -> str:
+        d, rem = divmod(sec - origin_s, 86_400)
+        return day_prefix[d] + hms[rem]
+
+    per_seat = 6  # sessions a seat runs per day
+    n_seats = max(1, math.ceil(n_sessions / (days * per_seat)))
+    while n_seats > 30_000:  # keep within the /16
+        per_seat *= 2
+        n_seats = max(1, math.ceil(n_sessions / (days * per_seat)))
+    n_multi_seats = round(n_seats * multi_session_share / 3) * 3
+    n_single_seats = n_seats - n_multi_seats
+    slot_s = 86_400 // per_seat
+    q, r = divmod(n_writes, n_sessions)
+
+    sink = _FileSink()
+    ct_files: list[Path] = []
+    buf: list[bytes] = []  # pieces of comma-led records
+    ext = buf.extend
+    n_buf = 0  # records in buf
+    newest = 0  # newest event second in the buffer
+    counter = 0
+
+    def flush() -> None:
+        nonlocal newest, n_buf, buf, ext
+        deliver = (newest + 5 * 60 + int(rand() * 120)) * _SEC
+        path = root / _ct_key(deliver, "".join(rng.choices(_ALNUM, k=16)))
+        buf[0] = b'{"Records":[' + buf[0][1:]
+        buf.append(b"]}")
+        sink.put(path, buf)  # the worker owns this list now
+        ct_files.append(path)
+        buf = []
+        ext = buf.extend
+        newest = n_buf = 0
+
+    reports: dict[int, tuple[Path, Any, Any]] = {}
+
+    def report_writer(day_ms: int) -> Any:
+        entry = reports.get(day_ms)
+        if entry is None:
+            path = root / _report_paths(day_ms)[0]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = path.open("w", newline="", encoding="utf-8")
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(SESSION_COLUMNS)
+            entry = reports[day_ms] = (path, fh, w)
+        return entry[2]
+
+    def uuid_prefix() -> str:  # the first four groups of a version-4 uuid
+        return f"{getbits(32):08x}-{getbits(16):04x}-4{getbits(12):03x}-{0x8000 | getbits(14):04x}-"
+
+    try:
+        for i in range(n_sessions):
+            seat = i % n_seats
+            d, k = divmod(i // n_seats, per_seat)
+            multi = seat >= n_single_seats
+            inst = seat if not multi else n_single_seats + (seat - n_single_seats) // 3
+            ip = _fleet_ip(1, inst)
+            start = origin_s + d * 86_400 + k * slot_s + 180 + int(rand() * (slot_s // 5))  # logon same day
+            end = start + slot_s // 2 + int(rand() * (slot_s // 4))
+            sid = f"{uuid_prefix()}{getbits(48):012x}"
+            user = _user_name(seat)
+            client_ip = f"100.{64 + (seat >> 16) % 64}.{(seat >> 8) & 255}.{seat & 255}"
+            logon = start - 10 - int(rand() * 110)
+            buf.append(("," + logon_tmpl % {
+                "user": user, "t": iso_s(logon), "ip": client_ip, "akid": f"ASIASAML{i:012X}",
+                "exp": _sts_expiration((logon + 3600) * _SEC), "rid": f"{getbits(64):016X}",
+                "eid": f"{uuid_prefix()}{getbits(48):012x}"}).encode())
+            n_buf += 1
+            newest = max(newest, logon)
+            nw = q + (1 if i < r else 0)
+            if nw:
+                common = {"created": iso_s(start + 30), "ip": ip,
+                          "keyprefix": f"projects/p{seat % 7}/{iso_s(start)[:10]}/out-"}
+                pc = _fill(write_pieces, name=sid, akid=f"ASIA{i:016X}", **common)
+                pu = _fill(write_pieces, name=NO_CLAIM_NAME, akid=f"ASIA{inst:012X}FLT0", **common)
+                # event ids: a random uuid4 prefix per session, a random last group per record
+                eprefix = uuid_prefix().encode()
+                lo, span = start + 90, max(1, end - start - 180)
+                for _ in range(nw):
+                    t = lo + int(rand() * span)
+                    if t > newest:
+                        newest = t
+                    counter += 1
+                    n = b"%010d" % counter
+                    rid = b"%016X" % getbits(64)
+                    dd, rem = divmod(t - origin_s, 86_400)
+                    p = pc if rand() < 0.7 else pu
+                    ext((p[0], day_prefix_b[dd], hms_b[rem], p[1], n, p[2], b"%d" % getbits(24), p[3], rid,
+                         p[4], rid, p[5], eprefix, b"%012x" % getbits(48), p[6], n, p[7]))
+                    n_buf += 1
+                    if n_buf >= records_per_file:
+                        flush()
+            if n_buf >= records_per_file:
+                flush()
+            report_writer(end // 86_400 * _DAY).writerow([
+                sid, ACCOUNT, REGION, iso_s(start), iso_s(end), str(end - start), user, "", "SAML",
+                f"{user}SAML", FLEET_MULTI if multi else FLEET_SINGLE, STACK,
+                "stream.standard.2xlarge" if multi else "stream.standard.medium", ip, "true", client_ip,
+                "false", "false", "", "ENABLED", "DISABLED", "ENABLED", "DISABLED", "DISABLED", "false",
+                "false", "57600", "ALWAYS_ON", "APP" if multi else "DESKTOP", "TCP", f"i-0{inst:016x}",
+                "true" if multi else "false"])
+        if n_buf:
+            flush()
+    finally:
+        sink.close()
+        for _, fh, _ in reports.values():
+            fh.close()
+    return ScaleWorld(root=root, cloudtrail_files=ct_files,
+                      sessions_reports=[reports[d][0] for d in sorted(reports)],
+                      n_writes=n_writes, n_sessions=n_sessions, n_records=n_sessions + n_writes)
+
+
+__all__ = [
+    "Arrival", "ExpectedWrite", "World", "ScaleWorld", "generate_world", "generate_scale", "SESSION_COLUMNS",
+    "APP_COLUMNS", "SCENARIOS", "ATTRIBUTED", "AMBIGUOUS", "UNATTRIBUTED", "EXTERNAL", "OUT_OF_SCOPE",
+]
