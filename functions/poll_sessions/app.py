@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from auditcorr.adapters.aws.appstream import LivePoller
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from auditcorr.adapters.aws.appstream import LivePoller
 
 logger = Logger()
 tracer = Tracer()

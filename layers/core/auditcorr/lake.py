@@ -114,16 +114,16 @@ class Lake:
         self.fs.create_dir(parent, recursive=True)
         if self.is_local:
             tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}")
-            with self.fs.open_output_stream(tmp) as out:
+            with self.fs.open_output_stream(tmp, compression=None) as out:
                 out.write(data)
             self.fs.move(tmp, path)
         else:
-            with self.fs.open_output_stream(path) as out:
+            with self.fs.open_output_stream(path, compression=None) as out:
                 out.write(data)
 
     def get_bytes(self, path: str) -> bytes | None:
         try:
-            with self.fs.open_input_stream(path) as f:
+            with self.fs.open_input_stream(path, compression=None) as f:
                 return bytes(f.read())
         except (FileNotFoundError, OSError):
             return None

@@ -1,0 +1,118 @@
+"""The deployment's settings, read once from the Lambda environment (``template.yaml`` Globals).
+
+The core never reads the environment (ADR 0001); this is the edge that does. Each template
+parameter that the core's configuration holds becomes one ``AUDITCORR_*`` variable, mapped here onto
+the same TOML-shaped mapping that ``auditcorr.config.from_mapping`` validates for the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ...config import Config, ConfigError, from_mapping
+
+#: environment variable -> (TOML section, key, kind)
+CONFIG_ENV: dict[str, tuple[str, str, str]] = {
+    "AUDITCORR_ROLES": ("attribution", "roles", "list"),
+    "AUDITCORR_FLEET_CIDRS": ("attribution", "fleet_cidrs", "list"),
+    "AUDITCORR_TOLERANCE_SECONDS": ("attribution", "tolerance_seconds", "int"),
+    "AUDITCORR_MAX_SESSION_HOURS": ("attribution", "max_session_hours", "float"),
+    "AUDITCORR_REPORT_GRACE_HOURS": ("attribution", "report_grace_hours", "float"),
+    "AUDITCORR_CLAIM_SOURCE": ("claims", "session_id", "str"),
+    "AUDITCORR_WRITE_EVENTS": ("ingest", "write_events", "list"),
+    "AUDITCORR_DISABLED_RULES": ("alerts", "disabled", "list"),
+    "AUDITCORR_COMPACT_THRESHOLD": ("lake", "compact_threshold", "int"),
+}
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def config_mapping(env: Mapping[str, str]) -> dict[str, Any]:
+    """The TOML-shaped mapping the environment describes (unset or empty variables: defaults)."""
+    data: dict[str, dict[str, Any]] = {}
+    for var, (section, key, kind) in CONFIG_ENV.items():
+        raw = env.get(var, "").strip()
+        if not raw:
+            continue
+        value: Any
+        try:
+            if kind == "list":
+                value = _split(raw)
+                if not value:
+                    continue
+            elif kind == "int":
+                value = int(raw)
+            elif kind == "float":
+                value = float(raw)
+            else:
+                value = raw
+        except ValueError as exc:
+            raise ConfigError(f"{var}: {raw!r} is not a valid {kind}") from exc
+        data.setdefault(section, {})[key] = value
+    return data
+
+
+def config_from_env(env: Mapping[str, str]) -> Config:
+    return from_mapping(config_mapping(env))
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    lake_uri: str
+    region: str
+    cloudtrail_bucket: str | None = None
+    appstream_logs_bucket: str | None = None
+    alert_topic_arn: str | None = None
+    security_hub: bool = False
+    idempotency_table: str | None = None
+    idempotency_days: int = 90
+    account_id: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        lake = env.get("AUDITCORR_LAKE_URI", "").strip()
+        if not lake.startswith("s3://") or len(lake) <= len("s3://"):
+            raise ConfigError("AUDITCORR_LAKE_URI must be s3://bucket/prefix")
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        if not region:
+            raise ConfigError("AWS_REGION is not set")
+        try:
+            days = int(env.get("AUDITCORR_IDEMPOTENCY_DAYS", "90") or "90")
+        except ValueError as exc:
+            raise ConfigError("AUDITCORR_IDEMPOTENCY_DAYS must be an integer") from exc
+        return cls(
+            lake_uri=lake.rstrip("/"),
+            region=region,
+            cloudtrail_bucket=env.get("AUDITCORR_CLOUDTRAIL_BUCKET") or None,
+            appstream_logs_bucket=env.get("AUDITCORR_APPSTREAM_LOGS_BUCKET") or None,
+            alert_topic_arn=env.get("AUDITCORR_ALERT_TOPIC_ARN") or None,
+            security_hub=_flag(env.get("AUDITCORR_SECURITY_HUB")),
+            idempotency_table=env.get("AUDITCORR_IDEMPOTENCY_TABLE") or None,
+            idempotency_days=days,
+            account_id=env.get("AUDITCORR_ACCOUNT_ID") or None,
+        )
+
+    @property
+    def lake_bucket(self) -> str:
+        return self.lake_uri[len("s3://"):].split("/", 1)[0]
+
+    @property
+    def lake_prefix(self) -> str:
+        rest = self.lake_uri[len("s3://"):].split("/", 1)
+        return rest[1].strip("/") if len(rest) > 1 else ""
+
+    @property
+    def partition(self) -> str:
+        if self.region.startswith("cn-"):
+            return "aws-cn"
+        if self.region.startswith("us-gov-"):
+            return "aws-us-gov"
+        return "aws"

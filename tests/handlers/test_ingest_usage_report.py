@@ -1,0 +1,68 @@
+"""ingest_usage_report through its template handler, against moto: a late sessions report
+re-attributes the writes it explains (and closes the alerts it contradicts)."""
+
+from __future__ import annotations
+
+from auditcorr.query.engine import LocalEngine
+from tests.integration import aws
+from tests.integration import scenario as sc
+
+FN = "IngestUsageReportFunction"
+
+
+def test_a_late_sessions_report_attributes_earlier_writes(deployment, handler, capsys):
+    sc.stage_sources(deployment.client("s3"))
+    _, ct = handler("IngestCloudTrailFunction")
+    for path in ("ingest_cloudtrail/s3-notification-via-sqs.json", "ingest_cloudtrail/eventbridge-via-sqs.json"):
+        assert ct(sc.payload(path), aws.FakeContext()) == {"batchItemFailures": []}
+    engine = LocalEngine(deployment.lake())
+    before = {r["event_id"]: r for r in engine.query("SELECT * FROM attributed_activity_latest").to_pylist()}
+    assert before[sc.EV["alice_put"]]["user_id"] is None
+    capsys.readouterr()
+
+    _, h = handler(FN)
+    assert h(sc.payload("ingest_usage_report/eventbridge-sessions-report-via-sqs.json"), aws.FakeContext()) == {
+        "batchItemFailures": []}
+
+    engine = LocalEngine(deployment.lake())
+    after = {r["event_id"]: r for r in engine.query("SELECT * FROM attributed_activity_latest").to_pylist()}
+    assert after[sc.EV["alice_put"]]["user_id"] == "alice"
+    assert after[sc.EV["alice_put"]]["session_id"] == sc.S1
+    assert after[sc.EV["alice_put"]]["previous_status"] == before[sc.EV["alice_put"]]["status"]
+    alerts = engine.query("SELECT rule, status, user_id FROM alerts_latest WHERE event_id = ?",
+                          [sc.EV["bob_claims_alice"]]).to_pylist()
+    assert {"rule": "session_id_mismatch", "status": "open", "user_id": "bob"} in alerts
+    metrics = aws.emf_metrics(capsys.readouterr().out)
+    assert metrics["objects_ingested"] == 1 and metrics["alerts_closed"] >= 1
+
+
+def test_the_url_encoded_key_of_an_s3_notification_is_decoded(deployment, handler):
+    sc.stage_sources(deployment.client("s3"))
+    _, h = handler(FN)
+    path = "ingest_usage_report/s3-notification-sessions-report-via-sqs.json"
+    assert "%3D" in sc.payload(path)["Records"][0]["body"]
+    assert h(sc.payload(path), aws.FakeContext()) == {"batchItemFailures": []}
+    assert deployment.lake().read("sessions").num_rows == 2
+
+
+def test_keys_outside_sessions_and_applications_are_ignored(deployment, handler, capsys):
+    s3 = deployment.client("s3")
+    s3.put_object(Bucket=aws.APPSTREAM_BUCKET, Key="other/daily-session-report-2026-03-02.csv",
+                  Body=sc.sessions_report())
+    body = sc.payload("ingest_usage_report/eventbridge-applications-report-direct.json")
+    body["detail"]["object"]["key"] = "other/daily-session-report-2026-03-02.csv"
+    _, h = handler(FN)
+    assert h(aws.sqs_event([body]), aws.FakeContext()) == {"batchItemFailures": []}
+    assert aws.emf_metrics(capsys.readouterr().out)["objects_ignored"] == 1
+    assert deployment.lake().read("sessions").num_rows == 0
+
+
+def test_a_report_without_a_day_is_quarantined_not_retried(deployment, handler):
+    s3 = deployment.client("s3")
+    key = "sessions/schedule=DAILY/undated-report.csv"
+    s3.put_object(Bucket=aws.APPSTREAM_BUCKET, Key=key, Body=sc.sessions_report())
+    body = sc.payload("ingest_usage_report/eventbridge-applications-report-direct.json")
+    body["detail"]["object"]["key"] = key
+    _, h = handler(FN)
+    assert h(aws.sqs_event([body]), aws.FakeContext()) == {"batchItemFailures": []}
+    assert any(k.endswith(".reason.json") for k in deployment.lake_objects() if "/quarantine/" in k)
