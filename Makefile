@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 PIP     := $(BIN)/pip install -q --disable-pip-version-check
 
-.PHONY: demo test lint fmt typecheck bench fuzz docs template clean
+.PHONY: demo test lint fmt typecheck bench fuzz docs template constraints clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -51,6 +51,11 @@ docs: $(VENV)/.installed-dev
 
 template: $(VENV)/.installed-dev
 	bash scripts/check-template.sh
+
+## constraints: re-pin the tested versions from the current dev venv
+constraints: $(VENV)/.installed-dev
+	{ echo "# Versions the test suite last passed with (pip constraints). Regenerate: make constraints"; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v -i '^auditcorr'; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache lake
