@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from auditcorr import live
 from auditcorr.attribution import SESSION_COLS
 from auditcorr.schemas import LIVE_POLLS, LIVE_SESSIONS, TS, conform
-
 from tests.factories import T0
 
 MIN = 60_000

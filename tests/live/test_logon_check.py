@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pytest
+
 from auditcorr import logon_check, rules
 from auditcorr.config import Config
 from auditcorr.ingest.cloudtrail import parse_cloudtrail
 from auditcorr.schemas import LOGONS, SESSIONS, conform
-
 from tests.factories import ACCOUNT, T0, saml_logon, sid, trail
 
 CFG = Config()  # tolerance 60 s, logon window 12 h, mismatch window 300 s

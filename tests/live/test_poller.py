@@ -10,6 +10,9 @@ from pathlib import Path
 import boto3
 import pyarrow as pa
 import pytest
+from botocore.exceptions import EndpointConnectionError
+from botocore.stub import Stubber
+
 from auditcorr import live
 from auditcorr.adapters.aws import appstream
 from auditcorr.adapters.aws.appstream import AUTH_TYPES, Backoff, poll
@@ -17,9 +20,6 @@ from auditcorr.adapters.fake_appstream import FakeAppStream, FakeSession, poll_f
 from auditcorr.config import Config
 from auditcorr.lake import Lake
 from auditcorr.pipeline import Pipeline
-from botocore.exceptions import EndpointConnectionError
-from botocore.stub import Stubber
-
 from tests.factories import T0
 from tests.live.test_live import api_session
 

@@ -22,9 +22,7 @@ def activity(lake):
 
 def alerts(lake, status="open"):
     t = lake.read("alerts")
-    from auditcorr.rules import latest
-
-    from auditcorr.rules import WRITE_RULES
+    from auditcorr.rules import WRITE_RULES, latest
 
     # the write rules only: the logon cross-check has its own tests (tests/live)
     return {(r["rule"], r["key"]): r for r in latest(t.drop_columns(["dt"])).to_pylist()

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from auditcorr.cli import main
-from tests.factories import T0, ct_name, put, report_csv, report_name, saml_logon, session_row, sid, trail
+from tests.factories import T0, put, report_csv, saml_logon, session_row, sid, trail
 
 IP = "10.40.0.17"
 
@@ -74,7 +74,8 @@ def test_query_csv(world):
     lake, _ = world
     out = run("query", "--lake", str(lake), "--format", "csv",
               "SELECT key, user_id FROM attributed_activity WHERE status = 'attributed' ORDER BY key")
-    assert out.splitlines() == ["key,user_id", "exports/ok.csv,alice@example.com", "exports/x y+z.csv,alice@example.com"]
+    assert out.splitlines() == ["key,user_id", "exports/ok.csv,alice@example.com",
+                                "exports/x y+z.csv,alice@example.com"]
 
 
 def test_who_shows_the_evidence_chain(world):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from auditcorr.config import ConfigError, Config, load
+from auditcorr.config import Config, ConfigError, load
 
 
 def test_defaults_serve_the_demo():

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 import duckdb
 import pyarrow as pa
 import pytest
+
 from auditcorr.query.trino import UnsupportedSQL, translate
 
 

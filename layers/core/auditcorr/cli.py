@@ -81,7 +81,8 @@ def render(table: pa.Table, fmt: str, max_width: int = 60) -> str:
 
 def summary_text(summary: IngestSummary) -> str:
     lines = ["ingest summary (records: in = written + duplicates + skipped + rejected)"]
-    hdr = f"  {'file type':<20} {'files':>6} {'bad':>4} {'in':>9} {'written':>9} {'dup':>7} {'skipped':>8} {'rejected':>8}"
+    hdr = (f"  {'file type':<20} {'files':>6} {'bad':>4} {'in':>9} {'written':>9} {'dup':>7} {'skipped':>8} "
+           f"{'rejected':>8}")
     lines.append(hdr)
     for kind, r in sorted(summary.by_kind().items()):
         lines.append(f"  {kind:<20} {r['files']:>6} {r['files_rejected']:>4} {r['records_in']:>9} {r['written']:>9} "

@@ -16,8 +16,8 @@ import hashlib
 import posixpath
 import re
 import uuid
-from collections.abc import Iterable
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,10 +207,11 @@ class Lake:
         if not files:
             t = full_schema.empty_table()
             return t.select(columns) if columns else t
-        need = None
+        need: list[str] | None = None
         if columns is not None:
-            need = list(dict.fromkeys(list(columns) + (list(ROW_KEYS[table]) if latest else [])
-                                      + ([ROW_VERSION[table]] if latest and ROW_VERSION[table] else [])))
+            version = ROW_VERSION[table]
+            extra = (list(ROW_KEYS[table]) + ([version] if version else [])) if latest else []
+            need = list(dict.fromkeys(list(columns) + extra))
         t = self._cached_read(table, files, full_schema, need, filter) if self.cache_bytes else None
         if t is None:
             part = ds.partitioning(pa.schema([pa.field(PARTITION_COLUMN, pa.string())]), flavor="hive")

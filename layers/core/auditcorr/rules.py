@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .attribution import ATTRIBUTED, AMBIGUOUS, EXTERNAL, UNATTRIBUTED, AttributionResult, classify_ips
+from .attribution import AMBIGUOUS, ATTRIBUTED, EXTERNAL, UNATTRIBUTED, AttributionResult, classify_ips
 from .config import Config
 from .schemas import ALERTS, TS, conform
 
