@@ -86,25 +86,74 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
+def _one(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array; no copy when it already is one chunk (``combine_chunks`` copies)."""
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
+
+
+#: a dotted quad exactly as ``str(ipaddress.ip_address(...))`` prints it (no spaces, no leading zeros)
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_V4 = rf"^(?:{_OCTET}\.){{3}}{_OCTET}$"
+
+
+def _ip_codes(values: pa.Array | pa.ChunkedArray,
+              cidrs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, pa.Array, np.ndarray]:
+    """(is_valid_ip, in_fleet, distinct normalised IPs, per row index into them or -1), computed
+    once per distinct value.  Canonical dotted quads (nearly all of CloudTrail's) are checked
+    without a Python object each; anything else goes through ``ipaddress``."""
+    nets = _networks(cidrs)
+    enc = pc.dictionary_encode(_one(values))
+    dictionary = enc.dictionary
+    k = len(dictionary)
+    valid = np.zeros(k + 1, dtype=bool)
+    fleet = np.zeros(k + 1, dtype=bool)
+    code = np.full(k + 1, -1, dtype=np.int64)
+    canon = pc.fill_null(pc.match_substring_regex(dictionary, _CANONICAL_V4), False).to_numpy(
+        zero_copy_only=False) if k else np.zeros(0, bool)
+    canon_idx = np.nonzero(canon)[0]
+    canon_text = dictionary.filter(pa.array(canon)) if k else pa.array([], pa.string())
+    if len(canon_idx):
+        octets = pc.list_flatten(pc.split_pattern(canon_text, ".")).cast(pa.int64()).to_numpy()
+        o = octets.reshape(-1, 4)
+        as_int = (o[:, 0] << 24) | (o[:, 1] << 16) | (o[:, 2] << 8) | o[:, 3]
+        in_any = np.zeros(len(canon_idx), dtype=bool)
+        for net in nets:
+            if net.version == 4:
+                in_any |= (as_int & int(net.netmask)) == int(net.network_address)
+        valid[canon_idx] = True
+        fleet[canon_idx] = in_any
+        code[canon_idx] = np.arange(len(canon_idx))
+    norm_text: list[str] = []
+    other = np.nonzero(~canon)[0]
+    if len(other):
+        norm_of = {t: i for i, t in enumerate(canon_text.to_pylist())}
+        norm_text = list(norm_of)
+        for i, text in zip(other.tolist(), dictionary.take(pa.array(other)).to_pylist(), strict=True):
+            try:
+                ip = ipaddress.ip_address(text.strip())
+            except (ValueError, AttributeError):
+                continue
+            valid[i] = True
+            key = str(ip)
+            c = norm_of.get(key)
+            if c is None:
+                c = norm_of[key] = len(norm_text)
+                norm_text.append(key)
+            code[i] = c
+            fleet[i] = any(ip in n for n in nets if n.version == ip.version)
+        norm_arr = pa.array(norm_text, type=pa.string())
+    else:
+        norm_arr = canon_text.cast(pa.string())
+    idx = enc.indices.fill_null(k).to_numpy(zero_copy_only=False)
+    return valid[idx], fleet[idx], norm_arr, code[idx]
+
+
 def classify_ips(values: pa.Array, cidrs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """Return (is_valid_ip, in_fleet, normalised_ip) for a string column, via its distinct values."""
-    nets = _networks(cidrs)
-    enc = pc.dictionary_encode(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
-    uniq = enc.dictionary.to_pylist()
-    valid = np.zeros(len(uniq) + 1, dtype=bool)
-    fleet = np.zeros(len(uniq) + 1, dtype=bool)
-    norm: list[str | None] = [None] * (len(uniq) + 1)
-    for i, text in enumerate(uniq):
-        try:
-            ip = ipaddress.ip_address(text.strip())
-        except (ValueError, AttributeError):
-            continue
-        valid[i] = True
-        norm[i] = str(ip)
-        fleet[i] = any(ip in n for n in nets if n.version == ip.version)
-    idx = enc.indices.fill_null(len(uniq)).to_numpy(zero_copy_only=False)
-    norm_arr = pa.array(norm, type=pa.string()).take(pa.array(idx))
-    return valid[idx], fleet[idx], norm_arr
+    valid, fleet, norm, code = _ip_codes(values, cidrs)
+    return valid, fleet, norm.take(pa.array(code, mask=code < 0))
 
 
 def extract_claims(writes: pa.Table, config: Config, logons: pa.Table | None = None) -> pa.Array:
@@ -139,14 +188,24 @@ def extract_claims(writes: pa.Table, config: Config, logons: pa.Table | None = N
         raw = pa.chunked_array([pa.array([tags.get(a) if a else None
                                           for a in writes.column("access_key_id").to_pylist()],
                                          type=pa.string())])
-    raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+    raw = _one(raw)
     ok = pc.fill_null(pc.match_substring_regex(raw, spec.pattern), False)
-    return pc.if_else(ok, raw, pa.scalar(None, pa.string()))
+    return _keep_where(raw, ok)
+
+
+def _keep_where(raw: pa.Array, ok: pa.Array) -> pa.Array:
+    """``if_else(ok, raw, null)`` for a string array; without copying the strings (new validity)."""
+    if raw.type != pa.string() or raw.offset or len(raw) == 0:
+        return pc.if_else(ok, raw, pa.scalar(None, pa.string()))
+    keep = ok.to_numpy(zero_copy_only=False)  # ok is false wherever raw is null
+    bits = pa.py_buffer(np.packbits(keep, bitorder="little"))
+    bufs = raw.buffers()
+    return pa.Array.from_buffers(pa.string(), len(raw), [bits, bufs[1], bufs[2]],
+                                 null_count=len(raw) - int(np.count_nonzero(keep)))
 
 
 def _ms(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    return arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    return _one(col).cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
 
 
 def candidate_pairs(w_ip: pa.Array, w_ms: np.ndarray, w_mask: np.ndarray,
@@ -157,15 +216,25 @@ def candidate_pairs(w_ip: pa.Array, w_ms: np.ndarray, w_mask: np.ndarray,
     IP starting at or before ``t + tol`` and walks back while an earlier session could still
     cover ``t`` (bounded by the longest session in the data).
     """
-    empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool))
+    if sessions.num_rows == 0 or not w_mask.any():
+        return _NO_PAIRS
+    enc = pc.dictionary_encode(_one(w_ip).cast(pa.string()))
+    w_code = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return _candidate_pairs(enc.dictionary, w_code, w_ms, w_mask, sessions, tol_ms)
+
+
+_NO_PAIRS = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool))
+
+
+def _candidate_pairs(ips: pa.Array, w_code: np.ndarray, w_ms: np.ndarray, w_mask: np.ndarray,
+                     sessions: pa.Table, tol_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`candidate_pairs` with the writes' IPs given as codes into ``ips`` (distinct values;
+    -1: none).  Sessions on an IP no write has cannot match and are left out."""
+    empty = _NO_PAIRS
     if sessions.num_rows == 0 or not w_mask.any():
         return empty
-    s_ip = sessions.column("eni_private_ip_address").combine_chunks()
-    # one dictionary for both sides so equal IPs get equal codes
-    both = pa.concat_arrays([s_ip.cast(pa.string()), w_ip.cast(pa.string())])
-    enc = pc.dictionary_encode(both)
-    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    s_code, w_code = codes[: len(s_ip)], codes[len(s_ip):]
+    s_ip = _one(sessions.column("eni_private_ip_address")).cast(pa.string())
+    s_code = pc.index_in(s_ip, value_set=ips).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     s_start = _ms(sessions.column("session_start_time"))
     s_end = _ms(sessions.column("session_end_time"))
     s_ok = (s_code >= 0) & sessions.column("session_start_time").is_valid().to_numpy(zero_copy_only=False)
@@ -215,6 +284,72 @@ def candidate_pairs(w_ip: pa.Array, w_ms: np.ndarray, w_mask: np.ndarray,
     return np.concatenate(out_w), np.concatenate(out_s), np.concatenate(out_strict)
 
 
+def _string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(valid, start, length, bytes) of a string array's values, without per-row objects; the
+    bytes are padded with 8 zeros so any value can be read 8 bytes at a time."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = arr.cast(pa.string())
+    n = len(arr)
+    bufs = arr.buffers()
+    off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    if bufs[1] is None:
+        offsets = np.zeros(n + 1, np.int64)
+    else:
+        offsets = np.frombuffer(bufs[1], dtype=off_type)[arr.offset: arr.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and n else np.zeros(0, np.uint8)
+    padded = np.zeros(len(data) + 8, np.uint8)
+    padded[: len(data)] = data
+    valid = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else np.ones(n, bool)
+    return valid, offsets[:-1], np.diff(offsets), padded
+
+
+def _words(padded: np.ndarray) -> np.ndarray:
+    """An unaligned little-endian uint64 view starting at every byte of ``padded``."""
+    return np.ndarray(shape=(max(len(padded) - 7, 0),), dtype="<u8", buffer=padded, strides=(1,))
+
+
+def equal_pairs(a: pa.Array, ia: np.ndarray, b: pa.Array, ib: np.ndarray) -> np.ndarray:
+    """``a[ia] == b[ib]`` element-wise for string arrays, as a bool array (two nulls compare equal,
+    as two absent keys do in a lookup).  Compares 8 bytes at a time; no hashing, no row objects."""
+    va, sa, la, da = _string_parts(a)
+    vb, sb, lb, db = _string_parts(b)
+    both_valid = va[ia] & vb[ib]
+    out = ~va[ia] & ~vb[ib]
+    cand = np.nonzero(both_valid & (la[ia] == lb[ib]))[0]
+    if len(cand) == 0:
+        return out
+    ln = la[ia[cand]]
+    # longest first, so each 8-byte step works on a prefix
+    by_len = np.argsort(-ln, kind="stable")
+    cand, ln = cand[by_len], ln[by_len]
+    pa_, pb_ = sa[ia[cand]], sb[ib[cand]]
+    wa, wb = _words(da), _words(db)
+    ok = np.ones(len(cand), bool)
+    neg = -ln
+    k = 0
+    while True:
+        m = int(np.searchsorted(neg, -k, side="left"))  # how many have length > k
+        if m == 0:
+            break
+        rem = ln[:m] - k
+        diff = wa[pa_[:m] + k] ^ wb[pb_[:m] + k]
+        short = rem < 8
+        if short.any():
+            mask = np.where(short, (np.uint64(1) << (rem.clip(0, 7) * 8).astype(np.uint64)) - np.uint64(1),
+                            np.uint64(0xFFFFFFFFFFFFFFFF))
+            diff &= mask
+        ok[:m] &= diff == 0
+        k += 8
+    out[cand] = ok
+    return out
+
+
+def _masked_take(values: pa.Array | pa.ChunkedArray, idx: np.ndarray) -> pa.Array:
+    """``values[idx]`` with null where ``idx < 0``."""
+    arr = _one(values)
+    return arr.take(pa.array(idx, mask=idx < 0))
+
+
 def _list_array(offsets_src: np.ndarray, n: int, values: pa.Array) -> pa.Array:
     counts = np.bincount(offsets_src, minlength=n) if len(offsets_src) else np.zeros(n, np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
@@ -235,26 +370,28 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
     """
     in_scope = pc.fill_null(pc.is_in(writes.column("role_arn"), pa.array(list(config.roles), pa.string())),
                             False)
-    writes = writes.filter(in_scope)
+    if not pc.all(in_scope).as_py():  # (filtering copies every column: skip it when all are in)
+        writes = writes.filter(in_scope)
     n = writes.num_rows
     tol = config.tolerance_seconds * 1000
-    src = writes.column("source_ip").combine_chunks() if n else pa.array([], pa.string())
-    valid_ip, in_fleet, norm_ip = classify_ips(src, config.fleet_cidrs) if n else (
-        np.zeros(0, bool), np.zeros(0, bool), pa.array([], pa.string()))
+    src = _one(writes.column("source_ip")) if n else pa.array([], pa.string())
+    if n:
+        _, in_fleet, ip_values, ip_code = _ip_codes(src, config.fleet_cidrs)
+    else:
+        in_fleet, ip_values, ip_code = np.zeros(0, bool), pa.array([], pa.string()), np.zeros(0, np.int64)
     w_ms = _ms(writes.column("event_time")) if n else np.zeros(0, np.int64)
     claims = extract_claims(writes, config, logons)
     if sessions.num_rows and "session_source" not in sessions.column_names:
         src_col = session_source if session_source is not None else pa.array(["report"] * sessions.num_rows)
         sessions = sessions.append_column("session_source", src_col)
 
-    pw, ps, strict = candidate_pairs(norm_ip, w_ms, in_fleet, sessions, tol)
-    s_ids = sessions.column("session_id").combine_chunks() if sessions.num_rows else pa.array([], pa.string())
+    pw, ps, strict = _candidate_pairs(ip_values, ip_code, w_ms, in_fleet, sessions, tol)
+    s_ids = _one(sessions.column("session_id")) if sessions.num_rows else pa.array([], pa.string())
     # claimed id equals candidate session id?
     if len(pw):
-        # compare integer codes, not strings: the first row index of each id among the sessions
-        s_first = pc.index_in(s_ids, value_set=s_ids).to_numpy(zero_copy_only=False)
-        claim_code = pc.index_in(claims, value_set=s_ids).fill_null(-1).to_numpy(zero_copy_only=False)
-        cm = claim_code[pw] == s_first[ps]
+        # compare the claimed id with the candidate's id pair by pair, 8 bytes at a time (cheaper
+        # than hashing every claim into the session ids)
+        cm = equal_pairs(claims, pw, s_ids, ps)
     else:
         cm = np.zeros(0, bool)
     n_all = np.bincount(pw, minlength=n) if len(pw) else np.zeros(n, np.int64)
@@ -300,9 +437,14 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
     if len(pw):
         rank = np.empty(sessions.num_rows, dtype=np.int64)
         rank[pc.sort_indices(s_ids).to_numpy()] = np.arange(sessions.num_rows)
-        order = np.lexsort((rank[ps], pw))
+        # one int64 key (write, rank): pairs arrive in a few runs already sorted by write, which a
+        # stable sort (timsort/radix) merges in near-linear time
+        if n * sessions.num_rows < 2**62:
+            order = np.argsort(pw * sessions.num_rows + rank[ps], kind="stable")
+        else:
+            order = np.lexsort((rank[ps], pw))
         ps_o = pa.array(ps[order])
-        cand_users = sessions.column("user_id").combine_chunks().take(ps_o)
+        cand_users = _one(sessions.column("user_id")).take(ps_o)
         cand_sids = s_ids.take(ps_o)
         cand_pw = pw[order]
     else:
@@ -311,14 +453,10 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
     cand_sid_list = _list_array(cand_pw, n, cand_sids)
     cand_user_list = _list_array(cand_pw, n, cand_users)
 
-    take_idx = pa.array(np.where(chosen >= 0, chosen, 0) if sessions.num_rows else np.zeros(n, np.int64))
-    has_choice = pa.array(chosen >= 0)
-
-    def pick(col: str, typ: pa.DataType = pa.string()) -> pa.Array:
+    def pick(col: str, typ: pa.DataType | None = None) -> pa.Array:
         if sessions.num_rows == 0:
-            return pa.nulls(n, typ)
-        vals = sessions.column(col).combine_chunks().take(take_idx)
-        return pc.if_else(has_choice, vals, pa.scalar(None, vals.type))
+            return pa.nulls(n, typ or pa.string())
+        return _masked_take(sessions.column(col), chosen)
 
     # claimed ids that are not among the candidates: do they exist anywhere?
     claim_known_elsewhere = np.zeros(n, dtype=bool)
@@ -332,20 +470,22 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
             claim_known_elsewhere = unresolved & hit.to_numpy(zero_copy_only=False)
 
     # the logon depends only on the chosen session: match once per distinct session
-    chosen_sessions = np.unique(chosen[chosen >= 0])
     logon_id = pa.nulls(n, pa.string())
     logon_ts = pa.nulls(n, TS)
     logon_ip = pa.nulls(n, pa.string())
-    if len(chosen_sessions) and logons.num_rows:
+    if logons.num_rows and sessions.num_rows and (chosen >= 0).any():
+        is_chosen = np.zeros(sessions.num_rows, dtype=bool)
+        is_chosen[chosen[chosen >= 0]] = True  # distinct chosen sessions, in order, without a sort
+        chosen_sessions = np.nonzero(is_chosen)[0]
         cs = pa.array(chosen_sessions)
-        lid, lts, lip = match_logons(sessions.column("user_id").combine_chunks().take(cs),
-                                     sessions.column("session_start_time").combine_chunks().take(cs),
+        lid, lts, lip = match_logons(_one(sessions.column("user_id")).take(cs),
+                                     _one(sessions.column("session_start_time")).take(cs),
                                      logons, config)
-        pos = np.searchsorted(chosen_sessions, np.where(chosen >= 0, chosen, chosen_sessions[0]))
-        pos_arr = pa.array(pos)
-        logon_id = pc.if_else(has_choice, lid.take(pos_arr), pa.scalar(None, pa.string()))
-        logon_ts = pc.if_else(has_choice, lts.take(pos_arr), pa.scalar(None, TS))
-        logon_ip = pc.if_else(has_choice, lip.take(pos_arr), pa.scalar(None, pa.string()))
+        slot = np.cumsum(is_chosen) - 1  # session row -> position among the chosen
+        pos = np.where(chosen >= 0, slot[np.maximum(chosen, 0)], -1)
+        logon_id = _masked_take(lid, pos)
+        logon_ts = _masked_take(lts, pos)
+        logon_ip = _masked_take(lip, pos)
 
     user_col = pick("user_id")
     start_col = pick("session_start_time", TS)

@@ -135,6 +135,8 @@ class Pipeline:
         t0 = self.times.add("write", t0)
         if new_writes.num_rows:
             self._attribute_and_alert(new_writes, name, summary, scope_events=None)
+        if new_logons.num_rows:  # logons later than the report of the sessions they open
+            self.recheck_logons(new_logons, f"logoncheck-{iid}", summary)
         self.times.add("attribute", t0)
         # compact only once this object's outputs all exist: until then a retry after a crash must
         # find its own rows under its own file name, or it would take them for duplicates and never
@@ -202,6 +204,37 @@ class Pipeline:
         raised = conform(raised, rules.ALERT_IN)
         self._merge_alerts(raised, sessions.column("session_id").to_pylist(), rules_here,
                            dt_column(sessions.column("session_start_time")), name, now, summary)
+
+    def recheck_logons(self, logons: pa.Table, name: str, summary: IngestSummary | None = None) -> None:
+        """Re-run the logon cross-check for the reported sessions these logons could concern (starting
+        in [first logon - tolerance, last logon + logon window]): a CloudTrail file that arrives after
+        the sessions report (late, retried) must give the answer the other order gives."""
+        t = logons.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        lo = int(t.min()) - self.config.tolerance_seconds * 1000
+        hi = int(t.max()) + int(self.config.logon_window_hours * 3_600_000)
+        last = (hi + int(self.config.max_session_hours * 3_600_000)) // DAY_MS + 1  # reports: by end day
+        have = set(self.lake.partitions("sessions"))
+        dts = [d for d in (_dt(x) for x in range(lo // DAY_MS, last + 1)) if d in have]
+        if not dts:
+            return
+        sessions = self.lake.read("sessions", dts)
+        start = sessions.column("session_start_time").cast(pa.int64())
+        sessions = sessions.filter(pc.and_(pc.greater_equal(start, lo), pc.less_equal(start, hi)))
+        if sessions.num_rows == 0:
+            return
+        self.check_logons(sessions.drop_columns(["dt"]), name, summary)
+        # their users' writes in those sessions carry the matching logon: recompute them (in the
+        # usual order -- logons minutes after the calls, reports a day later -- nothing is reported
+        # yet here and this costs nothing)
+        users = pa.array(sorted({u for u in logons.column("user_name").to_pylist() if u}), pa.string())
+        mine = sessions.filter(pc.is_in(sessions.column("user_id"), value_set=users))
+        if mine.num_rows:
+            tol = self.config.tolerance_seconds * 1000
+            first = int(pc.min(mine.column("session_start_time")).cast(pa.int64()).as_py()) - tol
+            end = int(pc.max(mine.column("session_end_time")).cast(pa.int64()).as_py()) + tol
+            have = set(self.lake.partitions("s3_writes"))
+            self.reattribute([d for d in (_dt(x) for x in range(first // DAY_MS, end // DAY_MS + 1)) if d in have],
+                             name.replace("logoncheck-", "relogon-", 1), summary)
 
     def _merge_alerts(self, raised: pa.Table, scope: list[str], rules_in_scope: list[str], dts: pa.Array,
                       name: str, now: int, summary: IngestSummary | None) -> None:

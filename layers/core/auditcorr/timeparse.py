@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -17,13 +18,17 @@ from .schemas import TS
 
 _ISO = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s*(Z|[+-]\d{2}:?\d{2}|UTC)$",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
-_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
+_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$", re.ASCII)
 
 
 class TimeError(ValueError):
-    pass
+    """``kind`` names the problem without the value (safe for counters, metrics and logs)."""
+
+    def __init__(self, kind: str, text: str) -> None:
+        super().__init__(f"{kind} {text[:40]!r}")
+        self.kind = kind
 
 
 def parse_ms(text: str) -> int:
@@ -35,24 +40,27 @@ def parse_ms(text: str) -> int:
         try:
             base = datetime(int(y), int(mo), int(d), int(h), int(mi), int(se), tzinfo=UTC)
         except ValueError as exc:
-            raise TimeError(f"invalid time {text[:40]!r}") from exc
+            raise TimeError("invalid time", text) from exc
         ms = int(base.timestamp()) * 1000 + (int((frac or "0").ljust(3, "0")[:3]))
         z = zone.upper()
         if z not in ("Z", "UTC"):
             sign = 1 if z[0] == "+" else -1
             digits = z[1:].replace(":", "")
+            if int(digits[:2]) > 23 or int(digits[2:]) > 59:
+                raise TimeError("invalid zone offset", text)
             offset_min = int(digits[:2]) * 60 + int(digits[2:])
             ms -= sign * offset_min * 60_000
         return ms
     m = _COMPACT.match(s)
     if m:
         try:
-            return int(datetime(*map(int, m.groups()), tzinfo=UTC).timestamp()) * 1000  # type: ignore[misc]
+            y, mo, d, h, mi, se = map(int, m.groups())
+            return int(datetime(y, mo, d, h, mi, se, tzinfo=UTC).timestamp()) * 1000
         except ValueError as exc:
-            raise TimeError(f"invalid time {text[:40]!r}") from exc
-    if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?(\.\d+)?$", s):
-        raise TimeError(f"time without a zone {text[:40]!r}")
-    raise TimeError(f"unparseable time {text[:40]!r}")
+            raise TimeError("invalid time", text) from exc
+    if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?(\.\d+)?$", s, re.ASCII):
+        raise TimeError("time without a zone", text)
+    raise TimeError("unparseable time", text)
 
 
 def parse_column(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, list[int]]:
@@ -64,7 +72,7 @@ def parse_column(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, list[int
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     fast = pc.strptime(values, format="%Y-%m-%dT%H:%M:%SZ", unit="ms", error_is_null=True)
-    fast = fast.cast(TS)
+    fast = _strict(values, fast).cast(TS)
     missing = pc.and_(pc.is_null(fast), pc.is_valid(values))
     if not pc.any(missing).as_py():
         return fast, []
@@ -79,6 +87,40 @@ def parse_column(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, list[int
             bad.append(i)
             out[i] = None
     return pa.array(out, type=pa.int64()).cast(TS), bad
+
+
+def _strict(values: pa.Array, fast: pa.Array) -> pa.Array:
+    """Null out what Arrow's strptime accepted but the strict parser would not.
+
+    strptime is lenient: it normalises ``2026-02-30`` to March 2nd, takes second ``60`` as the next
+    minute and accepts unpadded digits.  Only rows that could be such a case (day > 28, second 60,
+    not exactly 20 characters) are checked, vectorised; a row that fails goes to ``parse_ms``.
+    """
+    if values.type != pa.string():
+        values = values.cast(pa.string())
+    raw = values.cast(pa.binary())
+    day_txt = pc.binary_slice(raw, 8, 10)
+    sec_txt = pc.binary_slice(raw, 17, 19)
+    odd = pc.or_(pc.not_equal(pc.binary_length(raw), 20),
+                 pc.or_(pc.greater(day_txt, b"28"), pc.greater_equal(sec_txt, b"60")))
+    suspect = pc.fill_null(pc.and_(pc.is_valid(fast), odd), False)
+    if not pc.any(suspect).as_py():
+        return fast
+    idx = pc.indices_nonzero(suspect)
+    sub = fast.take(idx)
+
+    def two(x: pa.Array) -> pa.Array:
+        return pc.utf8_lpad(pc.cast(x, pa.string()), 2, "0").cast(pa.binary())
+
+    same = pc.and_(pc.equal(pc.binary_length(raw.take(idx)), 20),
+                   pc.and_(pc.equal(two(pc.day(sub)), day_txt.take(idx)),
+                           pc.equal(two(pc.second(sub)), sec_txt.take(idx))))
+    wrong = idx.filter(pc.invert(pc.fill_null(same, False))).to_numpy(zero_copy_only=False)
+    if len(wrong) == 0:
+        return fast
+    mask = np.zeros(len(fast), dtype=bool)
+    mask[wrong] = True
+    return pc.if_else(pa.array(mask), pa.scalar(None, fast.type), fast)
 
 
 def iso(ms: int | None) -> str | None:

@@ -30,6 +30,10 @@ class UnreadableObject(ValueError):
     """The whole object cannot be read (quarantine it); the message is the reason."""
 
 
+class DigestObject(UnreadableObject):
+    """The body is a CloudTrail digest file (recognised by its content): skipped, not quarantined."""
+
+
 @dataclass
 class ParsedCloudTrail:
     writes: pa.Table
@@ -47,7 +51,7 @@ def decode_body(data: bytes) -> bytes:
 
 
 def is_digest(path: str, body: Any = None) -> bool:
-    if "CloudTrail-Digest/" in path or path.endswith("-Digest.json.gz"):
+    if "CloudTrail-Digest/" in path or "_CloudTrail-Digest_" in path or path.endswith("-Digest.json.gz"):
         return True
     return isinstance(body, dict) and "digestStartTime" in body and "Records" not in body
 
@@ -74,7 +78,7 @@ def load_records(body: bytes) -> list[Any]:
                 raise UnreadableObject("'Records' is not a list")
             return recs
         if "digestStartTime" in doc:
-            raise UnreadableObject("digest file")
+            raise DigestObject("digest file")
         if "eventID" in doc or "eventVersion" in doc:
             return [doc]
         raise UnreadableObject("JSON object without 'Records': not a CloudTrail log file")
@@ -145,12 +149,16 @@ def role_from_assumed_arn(arn: str | None) -> tuple[str | None, str | None]:
     return f"arn:{partition}:iam::{account}:role/{role}", (session or None)
 
 
+def _obj(v: Any) -> dict[str, Any]:
+    """``v`` if it is a JSON object, else an empty one (fields of odd records can be anything)."""
+    return v if isinstance(v, dict) else {}
+
+
 def _principal(rec: dict[str, Any]) -> dict[str, str | None]:
-    ui = rec.get("userIdentity")
-    ui = ui if isinstance(ui, dict) else {}
+    ui = _obj(rec.get("userIdentity"))
     arn = _s(ui.get("arn"))
-    sc = ui.get("sessionContext") if isinstance(ui.get("sessionContext"), dict) else {}
-    issuer = sc.get("sessionIssuer") if isinstance(sc.get("sessionIssuer"), dict) else {}
+    sc = _obj(ui.get("sessionContext"))
+    issuer = _obj(sc.get("sessionIssuer"))
     role_arn = _s(issuer.get("arn")) if issuer.get("type") in ("Role", None) else None
     derived_role, session_name = role_from_assumed_arn(arn)
     if role_arn is None or ":role/" not in (role_arn or ""):
@@ -191,9 +199,9 @@ def _bucket_key(rec: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def _logon_fields(rec: dict[str, Any], name: str) -> dict[str, Any]:
-    ui = rec.get("userIdentity") if isinstance(rec.get("userIdentity"), dict) else {}
-    rp = rec.get("requestParameters") if isinstance(rec.get("requestParameters"), dict) else {}
-    re_ = rec.get("responseElements") if isinstance(rec.get("responseElements"), dict) else {}
+    ui = _obj(rec.get("userIdentity"))
+    rp = _obj(rec.get("requestParameters"))
+    re_ = _obj(rec.get("responseElements"))
     tags: Any = None
     user: str | None = None
     if name == "AssumeRoleWithSAML":
@@ -213,8 +221,8 @@ def _logon_fields(rec: dict[str, Any], name: str) -> dict[str, Any]:
     outcome = _s(re_.get("ConsoleLogin")) if name == "ConsoleLogin" else None
     if outcome is None:
         outcome = "Failure" if rec.get("errorCode") else "Success"
-    creds = re_.get("credentials") if isinstance(re_.get("credentials"), dict) else {}
-    aru = re_.get("assumedRoleUser") if isinstance(re_.get("assumedRoleUser"), dict) else {}
+    creds = _obj(re_.get("credentials"))
+    aru = _obj(re_.get("assumedRoleUser"))
     return {
         "user_name": user,
         "principal_type": _s(ui.get("type")),
@@ -237,7 +245,13 @@ def parse_cloudtrail(data: bytes, source: str, config: Config) -> ParsedCloudTra
     if fast is not None:
         return fast
     outcome = FileOutcome(source=source, kind="cloudtrail")
-    records = load_records(body)
+    try:
+        records = load_records(body)
+    except DigestObject:
+        # a digest file outside a CloudTrail-Digest/ folder: recognised, skipped, nothing to read
+        outcome.kind = "digest"
+        outcome.note = "digest file (recognised by its content): not an event log, skipped"
+        return ParsedCloudTrail(S3_WRITES.empty_table(), LOGONS.empty_table(), outcome)
     outcome.records_in = len(records)
     w_rows, l_rows = _extract(records, source, config, outcome)
     writes = _to_table(w_rows, S3_WRITES, outcome)
@@ -250,16 +264,21 @@ def _parse_fast(body: bytes, source: str, config: Config) -> ParsedCloudTrail | 
     from .cloudtrail_fast import decode_typed, parse_typed
 
     text = body.lstrip(b"\xef\xbb\xbf \t\r\n")
-    typed = decode_typed(text)
-    if typed is None:
+    try:
+        typed = decode_typed(text)
+        if typed is None:
+            return None
+        outcome = FileOutcome(source=source, kind="cloudtrail")
+        res = parse_typed(typed, source, config, outcome)
+        if res is None:
+            return None
+        writes, _, logon_dicts = res
+        _, l_rows = _extract(logon_dicts, source, config, outcome, count_in=False)
+        return ParsedCloudTrail(writes, _to_table(l_rows, LOGONS, outcome), outcome)
+    except ValueError:
+        # invalid UTF-8 (msgspec raises UnicodeDecodeError), a blob orjson cannot re-read, ...:
+        # the generic path accounts for such a body (or declares it unreadable)
         return None
-    outcome = FileOutcome(source=source, kind="cloudtrail")
-    res = parse_typed(typed, source, config, outcome)
-    if res is None:
-        return None
-    writes, _, logon_dicts = res
-    _, l_rows = _extract(logon_dicts, source, config, outcome, count_in=False)
-    return ParsedCloudTrail(writes, _to_table(l_rows, LOGONS, outcome), outcome)
 
 
 def _extract(records: list[Any], source: str, config: Config, outcome: FileOutcome,

@@ -26,18 +26,22 @@ from ..timeparse import parse_column
 
 _RAW_NONE = msgspec.Raw(b"null")
 
+# The structs hold only strings, raw bytes and other structs: they cannot form reference cycles, so
+# they are kept out of the cyclic garbage collector (``gc=False``), which otherwise walks every
+# record of a file again and again while the file is decoded.
 
-class _Issuer(msgspec.Struct):
+
+class _Issuer(msgspec.Struct, gc=False):
     type: str | None = None
     arn: str | None = None
 
 
-class _SessionContext(msgspec.Struct):
+class _SessionContext(msgspec.Struct, gc=False):
     sessionIssuer: _Issuer | None = None
     sourceIdentity: str | None = None
 
 
-class _Identity(msgspec.Struct):
+class _Identity(msgspec.Struct, gc=False):
     type: str | None = None
     arn: str | None = None
     principalId: str | None = None
@@ -48,12 +52,12 @@ class _Identity(msgspec.Struct):
     sessionContext: _SessionContext | None = None
 
 
-class _Resource(msgspec.Struct):
+class _Resource(msgspec.Struct, gc=False):
     type: str | None = None
     ARN: str | None = None
 
 
-class _Record(msgspec.Struct):
+class _Record(msgspec.Struct, gc=False):
     eventID: str | None = None
     eventTime: str | None = None
     eventName: str | None = None
@@ -71,11 +75,11 @@ class _Record(msgspec.Struct):
     additionalEventData: msgspec.Raw = _RAW_NONE
 
 
-class _Trail(msgspec.Struct):
+class _Trail(msgspec.Struct, gc=False):
     Records: list[_Record]
 
 
-class _BucketKey(msgspec.Struct):
+class _BucketKey(msgspec.Struct, gc=False):
     bucketName: str | None = None
     key: str | None = None
 
@@ -96,18 +100,31 @@ def _raw_json(raw: msgspec.Raw) -> str | None:
 
 def _role(ident: _Identity) -> tuple[str | None, str | None, str | None]:
     """(role_arn, role_session_name, source_identity), exactly as cloudtrail._principal does."""
-    from .cloudtrail import role_from_assumed_arn
-
     sc = ident.sessionContext
     issuer = sc.sessionIssuer if sc is not None else None
     role_arn = issuer.arn if issuer is not None and issuer.type in ("Role", None) else None
-    derived, session = role_from_assumed_arn(ident.arn)
+    derived, session = _assumed(ident.arn)
     if role_arn is None or ":role/" not in role_arn:
         role_arn = derived or role_arn
     if session is None and ident.principalId and ":" in ident.principalId and ident.type == "AssumedRole":
         session = ident.principalId.split(":", 1)[1]
     source_identity = (sc.sourceIdentity if sc is not None else None) or ident.sourceIdentity
     return role_arn, session, source_identity
+
+
+_ASSUMED: dict[str | None, tuple[str | None, str | None]] = {}
+
+
+def _assumed(arn: str | None) -> tuple[str | None, str | None]:
+    """``role_from_assumed_arn``, remembered: a file repeats the same few session ARNs."""
+    hit = _ASSUMED.get(arn)
+    if hit is None:
+        from .cloudtrail import role_from_assumed_arn
+
+        if len(_ASSUMED) > 50_000:
+            _ASSUMED.clear()
+        hit = _ASSUMED[arn] = role_from_assumed_arn(arn)
+    return hit
 
 
 def decode_typed(text: bytes) -> list[_Record] | None:
@@ -130,8 +147,10 @@ def parse_typed(records: list[_Record], source: str, config: Config,
     logon_events = frozenset(config.logon_events)
     outcome.records_in = len(records)
     seen: set[str] = set()
-    cols: dict[str, list[Any]] = {f.name: [] for f in S3_WRITES}
+    rows: list[tuple[Any, ...]] = []
+    add = rows.append
     logon_dicts: list[dict[str, Any]] = []
+    loads, dumps, sort_keys = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
     for r in records:
         name, src = r.eventName, r.eventSource
         is_write = src == S3_SOURCE and name in write_events
@@ -157,13 +176,17 @@ def parse_typed(records: list[_Record], source: str, config: Config,
             continue
         seen.add(eid)
         rp = bytes(r.requestParameters)
-        bucket = key = None
+        bucket = key = rp_json = None
         if rp not in (b"null", b""):
-            try:
-                bk = _bucket_key.decode(rp)
-                bucket, key = bk.bucketName, bk.key
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            # one decode serves both the bucket and key and the canonical (sorted-keys) JSON text
+            params = loads(rp)
+            if not isinstance(params, dict):
+                return None  # the typed decoder would refuse it: let the generic path account for it
+            bucket, key = params.get("bucketName"), params.get("key")
+            if not (bucket is None or type(bucket) is str) or not (key is None or type(key) is str):
                 return None
+            # (decoded at once: orjson's bytes keep their whole output buffer, ~4 KB each, alive)
+            rp_json = dumps(params, option=sort_keys).decode()
         if (bucket is None or key is None) and r.resources:
             for res in r.resources:
                 if res.type == "AWS::S3::Object" and res.ARN and res.ARN.startswith("arn:") and ":::" in res.ARN:
@@ -172,34 +195,18 @@ def parse_typed(records: list[_Record], source: str, config: Config,
                     key = key or k or None
                     break
         role_arn, session, source_identity = _role(ident)
-        cols["event_id"].append(eid)
-        cols["event_time"].append(r.eventTime)
-        cols["event_name"].append(name)
-        cols["event_source"].append(src)
-        cols["aws_region"].append(r.awsRegion)
-        cols["recipient_account_id"].append(r.recipientAccountId)
-        cols["bucket"].append(bucket)
-        cols["key"].append(key)
-        cols["source_ip"].append(r.sourceIPAddress)
-        cols["vpc_endpoint_id"].append(r.vpcEndpointId)
-        cols["principal_type"].append(ident.type)
-        cols["principal_arn"].append(ident.arn)
-        cols["principal_id"].append(ident.principalId)
-        cols["principal_account_id"].append(ident.accountId)
-        cols["role_arn"].append(role_arn)
-        cols["role_session_name"].append(session)
-        cols["source_identity"].append(source_identity)
-        cols["access_key_id"].append(ident.accessKeyId)
-        cols["user_agent"].append(r.userAgent)
-        cols["error_code"].append(r.errorCode)
-        cols["request_parameters"].append(_sorted_json(rp))
-        cols["additional_event_data"].append(_sorted_json(bytes(r.additionalEventData)))
-        cols["source_object"].append(source)
-    n = len(cols["event_id"])
+        aed = bytes(r.additionalEventData)
+        add((eid, r.eventTime, name, src, r.awsRegion, r.recipientAccountId, bucket, key, r.sourceIPAddress,
+             r.vpcEndpointId, ident.type, ident.arn, ident.principalId, ident.accountId, role_arn, session,
+             source_identity, ident.accessKeyId, r.userAgent, r.errorCode, rp_json,
+             None if aed in (b"null", b"") else dumps(loads(aed), option=sort_keys).decode()))
+    n = len(rows)
     if n == 0:
         return S3_WRITES.empty_table(), LOGONS.empty_table(), logon_dicts
+    cols = dict(zip(_ROW_FIELDS, zip(*rows, strict=True), strict=True))
     times, bad = parse_column(pa.array(cols.pop("event_time"), pa.string()))
     arrays = {k: pa.array(v, pa.string()) for k, v in cols.items()}
+    arrays["source_object"] = pa.array([source] * n, pa.string())
     arrays["event_time"] = times
     table = conform(pa.table(arrays), S3_WRITES)
     if bad:
@@ -208,6 +215,13 @@ def parse_typed(records: list[_Record], source: str, config: Config,
         bad_set = set(bad)
         table = table.filter(pa.array([i not in bad_set for i in range(n)]))
     return table, LOGONS.empty_table(), logon_dicts
+
+
+#: the order of the per-record tuples built by parse_typed
+_ROW_FIELDS = ("event_id", "event_time", "event_name", "event_source", "aws_region", "recipient_account_id",
+               "bucket", "key", "source_ip", "vpc_endpoint_id", "principal_type", "principal_arn", "principal_id",
+               "principal_account_id", "role_arn", "role_session_name", "source_identity", "access_key_id",
+               "user_agent", "error_code", "request_parameters", "additional_event_data")
 
 
 def _sorted_json(raw: bytes) -> str | None:

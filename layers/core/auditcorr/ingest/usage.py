@@ -13,6 +13,7 @@ import io
 import ipaddress
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import orjson
@@ -56,14 +57,25 @@ def report_kind(path: str) -> str | None:
 
 
 def report_date_from_path(path: str) -> str | None:
+    """The report's day from its name (or its ``year=/month=/day=`` folders); None if there is none.
+
+    Only a real calendar date counts: the value becomes a partition name, and a partition such as
+    ``dt=2026-13-45`` would break every later date computation over the table.
+    """
     m = _DATE_IN_NAME.search(path)
     if m:
-        return m.group(1)
+        return _real_date(*m.group(1).split("-"))
     m = _DATE_IN_PATH.search(path.replace("\\", "/"))
     if m:
-        y, mo, d = m.groups()
-        return f"{int(y):04d}-{int(mo):02d}-{int(d):02d}"
+        return _real_date(*m.groups())
     return None
+
+
+def _real_date(y: str, mo: str, d: str) -> str | None:
+    try:
+        return date(int(y), int(mo), int(d)).isoformat()
+    except (ValueError, OverflowError):  # not digits, not a day, or a 40-digit year
+        return None
 
 
 def _read_rows(data: bytes) -> tuple[list[str], list[list[str]]]:
@@ -103,9 +115,10 @@ def _int(v: str | None) -> int | None:
     if v is None or v.strip() == "":
         return None
     try:
-        return int(float(v))
-    except ValueError:
+        n = int(float(v))
+    except (ValueError, OverflowError):  # "x", "nan", "1e400"
         return None
+    return n if -(2**63) <= n < 2**63 else None  # the column is int64
 
 
 def parse_usage_report(data: bytes, source: str, kind: str | None = None) -> ParsedReport:
@@ -157,7 +170,7 @@ def _sessions(records: list[dict[str, str]], report_date: str | None, source: st
             start = parse_ms(rec["session_start_time"])
             end = parse_ms(rec["session_end_time"])
         except TimeError as exc:
-            outcome.reject(f"bad session time: {str(exc).split(' ', 1)[0]}")
+            outcome.reject(f"bad session time: {exc.kind}")
             continue
         if end < start:
             outcome.reject("session ends before it starts")
@@ -238,10 +251,7 @@ def _applications(records: list[dict[str, str]], report_date: str | None, source
         seen.add((sid, app))
         rd = report_date
         if rd is None and rec.get("year") and rec.get("month") and rec.get("day"):
-            try:
-                rd = f"{int(rec['year']):04d}-{int(rec['month']):02d}-{int(rec['day']):02d}"
-            except ValueError:
-                rd = None
+            rd = _real_date(rec["year"], rec["month"], rec["day"])
         out.append({"session_id": sid, "application_name": app or None, "report_date": rd,
                     "extra_columns": _extra(rec, known), "source_object": source})
     outcome.written = len(out)
