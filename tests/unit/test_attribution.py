@@ -175,6 +175,14 @@ def test_corrected_report_replaces_the_day(pipe, lake):
     assert sorted(lake.read("sessions").column("session_id").to_pylist()) == [sid(1), sid(2)]
 
 
+def test_empty_redelivery_does_not_wipe_a_day(pipe, lake):
+    rows = [session_row(sid(1), "a@example.com", IP, T0, T0 + H)]
+    pipe.ingest_object(report_name("2026-03-02"), report_csv(rows))
+    out = pipe.ingest_object(report_name("2026-03-02"), report_csv([]))
+    assert "ignored" in out.note
+    assert lake.read("sessions").column("session_id").to_pylist() == [sid(1)]
+
+
 def test_alert_closed_when_late_report_contradicts_it(pipe, lake, clock):
     # idle-looking write; the 03-02 report is missing but a later report makes the day look covered
     clock.set(T0 + 5 * 24 * H)

@@ -57,8 +57,20 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    try:
+        return table.to_pylist()
+    except (OverflowError, ValueError, pa.ArrowException):
+        # values Python cannot hold (dates past year 9999, ...): show Arrow's own text for them
+        import pyarrow.compute as pc
+
+        cols = {n: pc.cast(c, pa.string(), safe=False) if not pa.types.is_string(c.type) else c
+                for n, c in zip(table.column_names, table.columns, strict=True)}
+        return pa.table(cols).to_pylist()
+
+
 def render(table: pa.Table, fmt: str, max_width: int = 60) -> str:
-    rows = table.to_pylist()
+    rows = _rows(table)
     cols = table.column_names
     if fmt == "json":
         return orjson.dumps([_jsonable(r) for r in rows], default=str).decode()

@@ -179,6 +179,12 @@ class Pipeline:
                 return out
             raise UnreadableObject("cannot tell the report's day (name or year/month/day columns)")
         table = "sessions" if rep.kind == "sessions_report" else "applications"
+        if rep.table.num_rows == 0 and self.lake.read(table, [rep.report_date], columns=["session_id"],
+                                                      latest=False).num_rows:
+            # AppStream writes no report for a day without sessions: an empty re-delivery of a day we
+            # hold rows for is a truncated or broken copy, not a correction -- keep the day
+            out.note = f"empty report for {rep.report_date} ignored: the day keeps its earlier delivery"
+            return out
         # one file per report day: a report delivered again replaces its day
         self.lake.write_file(table, rep.report_date, "report", rep.table)
         if table == "sessions":
