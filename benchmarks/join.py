@@ -1,18 +1,48 @@
 """Attribution join: the core against DuckDB's interval join (the SQL an Athena user would write).
 
 Both sides get the same Arrow tables and one thread; results are compared row for row
-(status and session per event) before any time is reported.
+(status and session per event) before any time is reported.  Each size runs in a child process
+of its own (``python -m benchmarks.join child ...``), which also gives the growth figures: the
+core's time and its own peak memory (peak RSS during the join minus the RSS holding the inputs).
+
+pandas ``merge_asof`` and Polars ``join_asof`` are timed for reference only: they answer a simpler
+question (the nearest session start at or before the write, per IP) -- no end of session, no clock
+tolerance, no claim, no ambiguity -- so they are a floor for "a sorted join on this data", not an
+equivalent.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from auditcorr.attribution import Coverage, attribute, candidate_pairs, classify_ips
 from auditcorr.config import Config
 from auditcorr.query.engine import fetch_arrow
-from auditcorr.schemas import S3_WRITES, SESSIONS, TS, conform
+from auditcorr.schemas import LOGONS, S3_WRITES, SESSIONS, TS, conform
+
+from .common import (
+    Report,
+    Stats,
+    human,
+    interleaved,
+    mb,
+    peak_rss_bytes,
+    ratios,
+    reset_peak,
+    rss_bytes,
+    section,
+    timed,
+)
 
 DUCKDB_SQL = """
 WITH c AS (
@@ -42,6 +72,32 @@ GROUP BY w.event_id
 
 T0_MS = 1_772_438_400_000  # 2026-03-02T08:00:00Z
 ROLE = "arn:aws:iam::111122223333:role/AppStreamFleetRole"
+#: default sizes: (writes, sessions)
+SIZES = ((100_000, 10_000), (1_000_000, 100_000), (10_000_000, 100_000))
+BAR_FROM = 1_000_000  # "faster than DuckDB at 1M and 10M"
+AIM = 2.0
+
+
+def fixed_strings(prefix: str, numbers: np.ndarray, width: int, suffix: str = "", hexa: bool = False) -> pa.Array:
+    """``f"{prefix}{n:0{width}d}{suffix}"`` (or ``x``) for every n, built as one Arrow buffer (no
+    Python string per row: 10M rows take a fraction of a second)."""
+    base = 16 if hexa else 10
+    digits = b"0123456789abcdef"
+    nums = np.asarray(numbers, dtype=np.int64)
+    n = len(nums)
+    pre, suf = prefix.encode(), suffix.encode()
+    row = len(pre) + width + len(suf)
+    buf = np.empty((n, row), dtype=np.uint8)
+    buf[:, : len(pre)] = np.frombuffer(pre, np.uint8)
+    rest = nums.copy()
+    table = np.frombuffer(digits, np.uint8)
+    for k in range(width - 1, -1, -1):
+        buf[:, len(pre) + k] = table[rest % base]
+        rest //= base
+    if len(suf):
+        buf[:, len(pre) + width:] = np.frombuffer(suf, np.uint8)
+    offsets = np.arange(n + 1, dtype=np.int32) * row
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf.reshape(-1))])
 
 
 def make_tables(n_writes: int, n_sessions: int, seed: int = 7, multi_share: float = 0.3,
@@ -59,7 +115,6 @@ def make_tables(n_writes: int, n_sessions: int, seed: int = 7, multi_share: floa
     host = host[order]
     multi = multi[order]
     # sequential slots per host; multi hosts run 3 slots in parallel
-    slot = np.zeros(n_sessions, dtype=np.int64)
     _, first = np.unique(host, return_index=True)
     idx = np.arange(n_sessions)
     slot = idx - np.repeat(first, np.diff(np.append(first, n_sessions)))
@@ -69,31 +124,34 @@ def make_tables(n_writes: int, n_sessions: int, seed: int = 7, multi_share: floa
     dur = (slot_len - rng.integers(20_000, 120_000, n_sessions)).clip(60_000)
     end = start + dur
     ip = np.char.add("10.40.", np.char.add((host // 250).astype(str), np.char.add(".", (host % 250).astype(str))))
-    sid = np.array([f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(n_sessions)], dtype=object)
+    ip_arr = pa.array(ip, pa.string())
+    sid = pc.binary_join_element_wise(fixed_strings("", np.arange(n_sessions), 8, hexa=True),
+                                      fixed_strings("0000-4000-8000-", np.arange(n_sessions), 12, hexa=True), "-")
     sessions = conform(pa.table({
-        "session_id": pa.array(sid, pa.string()),
-        "user_id": pa.array([f"user{i % 5000}@example.com" for i in range(n_sessions)], pa.string()),
+        "session_id": sid,
+        "user_id": pa.array([f"user{i}@example.com" for i in range(min(n_sessions, 5000))],
+                            pa.string()).take(pa.array(np.arange(n_sessions) % 5000)),
         "session_start_time": pa.array(start).cast(TS),
         "session_end_time": pa.array(end).cast(TS),
-        "eni_private_ip_address": pa.array(ip, pa.string()),
+        "eni_private_ip_address": ip_arr,
         "is_multisession": pa.array(multi),
     }), SESSIONS)
 
     pick = rng.integers(0, n_sessions, n_writes)
     u = rng.random(n_writes)
     t = start[pick] + (u * (dur[pick] + 100_000)).astype(np.int64) - 50_000  # some in the tolerance/gap
-    w_ip = ip[pick].astype(object)
     idle = rng.random(n_writes) < 0.01
-    w_ip[idle] = "10.40.250.250"
-    claim = np.where(rng.random(n_writes) < 0.7, sid[pick], "AppStream2.0")
-    eid = np.array([f"e{i:010d}-aaaa-bbbb-cccc-dddddddddddd" for i in range(n_writes)], dtype=object)
+    w_ip = pc.if_else(pa.array(idle), pa.scalar("10.40.250.250"), ip_arr.take(pa.array(pick)))
+    claimed = rng.random(n_writes) < 0.7
+    claim = pc.if_else(pa.array(claimed), sid.take(pa.array(pick)), pa.scalar("AppStream2.0"))
+    eid = fixed_strings("e", np.arange(n_writes), 10, "-aaaa-bbbb-cccc-dddddddddddd")
     writes = conform(pa.table({
-        "event_id": pa.array(eid, pa.string()),
+        "event_id": eid,
         "event_time": pa.array(t).cast(TS),
-        "event_name": pa.array(np.full(n_writes, "PutObject", dtype=object), pa.string()),
-        "source_ip": pa.array(w_ip, pa.string()),
-        "role_arn": pa.array(np.full(n_writes, ROLE, dtype=object), pa.string()),
-        "role_session_name": pa.array(claim, pa.string()),
+        "event_name": pa.repeat(pa.scalar("PutObject"), n_writes).cast(pa.string()),
+        "source_ip": w_ip,
+        "role_arn": pa.repeat(pa.scalar(ROLE), n_writes).cast(pa.string()),
+        "role_session_name": claim,
     }), S3_WRITES)
     return writes, sessions
 
@@ -101,9 +159,7 @@ def make_tables(n_writes: int, n_sessions: int, seed: int = 7, multi_share: floa
 def core_attribute(writes: pa.Table, sessions: pa.Table) -> pa.Table:
     cfg = Config()
     cov = Coverage(frozenset(range(0, 40000)), T0_MS, 0)
-    res = attribute(writes, sessions, S3_WRITES.empty_table().slice(0, 0) if False else _no_logons(), cfg, cov,
-                    T0_MS)
-    return res.activity
+    return attribute(writes, sessions, LOGONS.empty_table(), cfg, cov, T0_MS).activity
 
 
 def core_kernel(writes: pa.Table, sessions: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,12 +167,6 @@ def core_kernel(writes: pa.Table, sessions: pa.Table) -> tuple[np.ndarray, np.nd
     valid, fleet, norm = classify_ips(writes.column("source_ip").combine_chunks(), ("10.40.0.0/16",))
     t = writes.column("event_time").cast(pa.int64()).to_numpy()
     return candidate_pairs(norm, t, fleet, sessions, 60_000)
-
-
-def _no_logons() -> pa.Table:
-    from auditcorr.schemas import LOGONS
-
-    return LOGONS.empty_table()
 
 
 def duckdb_attribute(writes: pa.Table, sessions: pa.Table) -> pa.Table:
@@ -133,7 +183,155 @@ def duckdb_attribute(writes: pa.Table, sessions: pa.Table) -> pa.Table:
 
 
 def same_answers(core: pa.Table, duck: pa.Table) -> bool:
-    c = core.select(["event_id", "status", "session_id"]).sort_by("event_id").to_pydict()
-    d = duck.sort_by("event_id").to_pydict()
-    c_status = ["none" if s in ("pending", "unattributed") else s for s in c["status"]]
-    return c["event_id"] == d["event_id"] and c_status == d["status"] and c["session_id"] == d["session_id"]
+    """Same events, and per event the same status and chosen session (core's pending/unattributed
+    are DuckDB's 'none').  Columnar, so it stays cheap at 10M rows."""
+    if core.num_rows != duck.num_rows:
+        return False
+    c = core.select(["event_id", "status", "session_id"]).sort_by("event_id")
+    d = duck.select(["event_id", "status", "session_id"]).sort_by("event_id")
+    none = pc.is_in(c.column("status"), value_set=pa.array(["pending", "unattributed"]))
+    c_status = pc.if_else(none, pa.scalar("none"), c.column("status"))
+    return (c.column("event_id").equals(d.column("event_id")) and c_status.equals(d.column("status").cast(pa.string()))
+            and c.column("session_id").equals(d.column("session_id").cast(pa.string())))
+
+
+# -- references: the simpler "nearest start before" question ------------------------------------------------
+def asof_inputs(writes: pa.Table, sessions: pa.Table) -> tuple[pa.Table, pa.Table]:
+    w = pa.table({"ip": writes.column("source_ip"), "t": writes.column("event_time").cast(pa.int64())})
+    s = pa.table({"ip": sessions.column("eni_private_ip_address"),
+                  "start": sessions.column("session_start_time").cast(pa.int64()),
+                  "session_id": sessions.column("session_id")})
+    return w, s
+
+
+def pandas_asof(w: Any, s: Any) -> int:
+    import pandas as pd
+
+    m = pd.merge_asof(w.sort_values("t"), s.sort_values("start"), left_on="t", right_on="start", by="ip",
+                      direction="backward")
+    return int(m["session_id"].notna().sum())
+
+
+def polars_asof(w: Any, s: Any) -> int:
+    import warnings
+
+    with warnings.catch_warnings():  # "sortedness cannot be checked with 'by' groups": both are sorted
+        warnings.simplefilter("ignore")
+        out = w.sort("t").join_asof(s.sort("start"), left_on="t", right_on="start", by="ip", strategy="backward")
+    return int(out["session_id"].is_not_null().sum())
+
+
+# -- the child process: one size ---------------------------------------------------------------------------
+def child(n_writes: int, n_sessions: int, runs: int, refs: bool, ref_runs: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"writes": n_writes, "sessions": n_sessions}
+    t_make, (writes, sessions) = timed(lambda: make_tables(n_writes, n_sessions))
+    out["make_seconds"] = t_make
+    out["input_mb"] = mb(writes.nbytes + sessions.nbytes)
+    # warm up both sides on a slice (imports, DuckDB start-up), then let go of everything
+    small = writes.slice(0, min(10_000, n_writes))
+    core_attribute(small, sessions)
+    duckdb_attribute(small, sessions)
+    del small
+    rss_in = rss_bytes()
+    out["rss_inputs_mb"] = mb(rss_in)
+    # the core's own peak: reset the high-water mark, run once, read it
+    out["peak_reset"] = reset_peak()
+    t_first, act = timed(lambda: core_attribute(writes, sessions))
+    out["core_peak_rss_mb"] = mb(peak_rss_bytes())
+    out["core_extra_mb"] = mb(peak_rss_bytes() - rss_in)
+    out["output_mb"] = mb(act.nbytes)
+    out["core_first_run"] = t_first
+    del act
+    stats, last = interleaved({"duckdb": lambda: duckdb_attribute(writes, sessions),
+                               "core": lambda: core_attribute(writes, sessions)}, runs)
+    out["core"] = stats["core"].as_dict()
+    out["duckdb"] = stats["duckdb"].as_dict()
+    out["ratio"] = ratios(stats["duckdb"], stats["core"]).as_dict()
+    out["same_answers"] = same_answers(last["core"], last["duckdb"])
+    status = pc.value_counts(last["core"].column("status")).to_pylist()
+    out["statuses"] = {d["values"]: d["counts"] for d in status}
+    del last
+    out["refs"] = {}
+    if refs:
+        w, s = asof_inputs(writes, sessions)
+        fns: dict[str, Any] = {}
+        try:
+            wp, sp = w.to_pandas(), s.to_pandas()
+            fns["pandas merge_asof"] = lambda: pandas_asof(wp, sp)
+        except ImportError:
+            out["refs"]["pandas merge_asof"] = None
+        try:
+            import polars as pl
+
+            wl, sl = pl.from_arrow(w), pl.from_arrow(s)
+            fns["polars join_asof"] = lambda: polars_asof(wl, sl)
+        except ImportError:
+            out["refs"]["polars join_asof"] = None
+        if fns:
+            st, res = interleaved(fns, ref_runs)
+            for k, v in st.items():
+                out["refs"][k] = v.as_dict() | {"matched": res[k]}
+    out["peak_rss_mb"] = mb(peak_rss_bytes())
+    return out
+
+
+def run_child(n_writes: int, n_sessions: int, runs: int, refs: bool, ref_runs: int) -> dict[str, Any]:
+    env = dict(os.environ, POLARS_MAX_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "benchmarks.join", "child", "--writes", str(n_writes), "--sessions",
+           str(n_sessions), "--runs", str(runs), "--ref-runs", str(ref_runs)] + (["--refs"] if refs else [])
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"join child {n_writes} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    res: dict[str, Any] = json.loads(line[len("RESULT "):])
+    res["wall_seconds"] = time.perf_counter() - t0
+    return res
+
+
+def run(report: Report, sizes: list[tuple[int, int]], runs: int, refs: bool = True,
+        ref_runs: int | None = None) -> list[dict[str, Any]]:
+    section("2. Join: core attribute() vs DuckDB interval join, 1 thread each, same Arrow tables")
+    results = []
+    for n, s in sizes:
+        rr = ref_runs if ref_runs is not None else (runs if n < 10_000_000 else max(3, runs // 2))
+        print(f"  {human(n)} writes x {human(s)} sessions: child process ...", flush=True)
+        res = run_child(n, s, runs, refs, rr)
+        results.append(res)
+        core, duck, ratio = Stats(res["core"]["runs"]), Stats(res["duckdb"]["runs"]), Stats(res["ratio"]["runs"])
+        print(f"    tables built in {res['make_seconds']:.1f}s ({res['input_mb']:.0f} MB); statuses {res['statuses']}")
+        print(f"    core   {core.fmt()}   duckdb {duck.fmt()}   duckdb/core {ratio.fmt('s').replace(' s', '')}")
+        print(f"    same answers: {res['same_answers']}; core peak +{res['core_extra_mb']:.0f} MB over inputs")
+        bar = n >= BAR_FROM
+        met = res["same_answers"] and (ratio.median > 1.0 if bar else True)
+        report.add("join", "core vs DuckDB interval join (1 thread)", f"{human(n)} w x {human(s)} s",
+                   core.fmt(), f"DuckDB {duck.fmt()}",
+                   f"{ratio.median:.2f}x faster (per-run {ratio.min:.2f}-{ratio.max:.2f})",
+                   ("faster than DuckDB (aim 2x); identical answers" if bar else "identical answers"), met)
+        for name, st in res["refs"].items():
+            if st is None:
+                report.note(f"{name}: not installed, not measured")
+                continue
+            rs = Stats(st["runs"])
+            report.add("join (reference)", f"{name} (nearest start, simpler question)",
+                       f"{human(n)} w x {human(s)} s", rs.fmt(), f"core {core.fmt()}",
+                       f"core {rs.median / core.median:.2f}x its time", "info only", None)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.join")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("child", help="one size, in this process; prints RESULT <json>")
+    c.add_argument("--writes", type=int, required=True)
+    c.add_argument("--sessions", type=int, required=True)
+    c.add_argument("--runs", type=int, default=5)
+    c.add_argument("--ref-runs", type=int, default=5)
+    c.add_argument("--refs", action="store_true")
+    a = ap.parse_args(argv)
+    res = child(a.writes, a.sessions, a.runs, a.refs, a.ref_runs)
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
