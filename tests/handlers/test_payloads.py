@@ -22,9 +22,9 @@ FOLDERS = {name: spec["dir"].name for name, spec in SPECS.items()}
 EVENTS = aws.repo_path("events")
 
 
-#: the functions whose payloads this module runs (the live poller needs AppStream, which moto lacks:
-#: its own tests stub it)
-RUN_HERE = {"IngestCloudTrailFunction", "IngestUsageReportFunction", "PublishAlertsFunction"}
+#: the functions whose payloads this module runs: all of them (AppStream, which moto lacks, is the
+#: project's FakeAppStream in place of the poller's client)
+RUN_HERE = set(SPECS)
 
 
 def payloads(only: set[str] | None = None) -> list[tuple[str, str]]:
@@ -67,16 +67,45 @@ def _stage(deployment, tmp_path, path):
         sc.stage_alert_file(deployment.lake(), sc.alert_changes(tmp_path / "local"))
 
 
+def _fake_appstream(module) -> None:
+    """The scenario's two sessions, live at the payload's time, behind the poller's client."""
+    from datetime import datetime
+
+    from auditcorr.adapters.fake_appstream import FakeAppStream
+
+    now = int(datetime.fromisoformat(sc.payload("poll_sessions.json")["time"].replace("Z", "+00:00")).timestamp()
+              * 1000)
+    t0 = int(sc.T0.timestamp() * 1000)
+    fake = FakeAppStream([
+        {"session_id": sc.S1, "user_id": "alice", "stack_name": "analytics", "fleet_name": "analytics-single",
+         "start_ms": t0 - 600_000, "end_ms": t0 + 9_000_000, "eni_private_ip_address": sc.ALICE_IP},
+        {"session_id": sc.S2, "user_id": "bob", "stack_name": "analytics", "fleet_name": "analytics-single",
+         "start_ms": t0 - 300_000, "end_ms": t0 + 9_000_000, "eni_private_ip_address": sc.BOB_IP,
+         "authentication_type": "API"}])
+    fake.now_ms = now
+    module.poller().client = fake
+    module.poller().pipeline.clock = lambda: now
+
+
 @pytest.mark.parametrize(("function", "path"), payloads(RUN_HERE))
 def test_payload_runs_through_the_template_handler(function, path, deployment, handler, tmp_path, capsys):
     _stage(deployment, tmp_path, path)
-    _, lambda_handler = handler(function)
+    module, lambda_handler = handler(function)
+    if function == "PollSessionsFunction":
+        _fake_appstream(module)
 
     result = lambda_handler(sc.payload(path), aws.FakeContext())
 
-    assert result == {"batchItemFailures": []}
     metrics = aws.emf_metrics(capsys.readouterr().out)
     lake = deployment.lake()
+    if function == "PollSessionsFunction":  # a scheduled poll answers with its counts
+        assert result["sessions_observed"] == 2 and result["stacks_failed"] == 0
+        live = lake.read("live_sessions").to_pylist()
+        assert {(r["session_id"], r["user_id"], r["eni_private_ip_address"]) for r in live} == {
+            (sc.S1, "alice", sc.ALICE_IP), (sc.S2, "bob", sc.BOB_IP)}
+        assert metrics["sessions_observed"] == 2
+        return
+    assert result == {"batchItemFailures": []}
     if function == "IngestCloudTrailFunction":
         keys = {k for k in sc.WRITES_IN if k in json.dumps(sc.payload(path))}
         expected = {sc.EV[w] for k in keys for w in sc.WRITES_IN[k]}
@@ -104,3 +133,13 @@ def test_payload_runs_through_the_template_handler(function, path, deployment, h
         assert {(json.loads(m["Message"])["alert_id"], json.loads(m["Message"])["status"])
                 for m in messages} == pairs
         assert {f["Id"] for f in deployment.findings()} == {a for a, _ in pairs}
+
+
+def test_env_json_sets_every_variable_the_template_sets():
+    """`sam local invoke --env-vars events/env.json` overrides only variables the template declares; a
+    variable the template sets and env.json lacks would run locally with its deployed placeholder."""
+    env = json.loads(EVENTS.joinpath("env.json").read_text())["Parameters"]
+    declared = set(TPL["Globals"]["Function"]["Environment"]["Variables"])
+    for spec in SPECS.values():
+        declared |= set(spec["props"].get("Environment", {}).get("Variables", {}))
+    assert declared - {"POWERTOOLS_SERVICE_NAME"} <= set(env), declared - set(env)

@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,103 @@ FAKE_CREDENTIALS = {
 #: variables that would point a client somewhere else than the moto server
 _CLEAR = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
           "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE", "AWS_LAMBDA_FUNCTION_NAME", "LAMBDA_TASK_ROOT")
+
+
+# -- the moto server, recording every request it answers ------------------------------------------
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request the moto server answered (enough to say which IAM action it needed)."""
+
+    method: str
+    host: str
+    path: str  # raw (percent-encoded), without the query
+    query: str
+    target: str  # X-Amz-Target (JSON protocols), or ""
+    copy_source: str  # x-amz-copy-source (S3 CopyObject / UploadPartCopy), or ""
+    auth: str  # the Authorization header (service and access key are in its credential scope)
+    body: bytes  # kept only for small form/JSON/XML bodies (query protocols, DeleteObjects, JSON APIs)
+    thread: str
+
+
+class RequestLog:
+    """Requests seen by the server, in order; thread-safe. ``mark()`` then ``since(mark)`` isolates
+    what one handler invocation sent."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[Request] = []
+
+    def add(self, req: Request) -> None:
+        with self._lock:
+            self._items.append(req)
+
+    def mark(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def since(self, mark: int) -> list[Request]:
+        with self._lock:
+            return list(self._items[mark:])
+
+
+_SMALL_BODY_TYPES = ("application/x-www-form-urlencoded", "application/x-amz-json", "application/json",
+                     "application/xml", "text/xml")
+
+
+class _Recorder:
+    """WSGI middleware in front of moto's application."""
+
+    def __init__(self, app: Any, log: RequestLog) -> None:
+        self.app = app
+        self.log = log
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        body = b""
+        ctype = environ.get("CONTENT_TYPE", "")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length and length <= 1_000_000 and (ctype.startswith(_SMALL_BODY_TYPES) or "delete" in
+                                               environ.get("QUERY_STRING", "")):
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)
+        self.log.add(Request(
+            method=environ["REQUEST_METHOD"], host=environ.get("HTTP_HOST", ""),
+            path=environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", ""),
+            query=environ.get("QUERY_STRING", ""), target=environ.get("HTTP_X_AMZ_TARGET", ""),
+            copy_source=environ.get("HTTP_X_AMZ_COPY_SOURCE", ""),
+            auth=environ.get("HTTP_AUTHORIZATION", ""), body=body, thread=threading.current_thread().name))
+        return self.app(environ, start_response)
+
+
+class RecordingMotoServer:
+    """moto's threaded server (127.0.0.1, a free port) with a :class:`RequestLog` in front."""
+
+    def __init__(self) -> None:
+        self.log = RequestLog()
+        self.endpoint = ""
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> str:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        app = _Recorder(DomainDispatcherApplication(create_backend_app), self.log)
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
+        self.endpoint = f"http://{host}:{port}"
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
 
 def quiet_moto_logs() -> None:

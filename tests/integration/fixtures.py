@@ -11,18 +11,21 @@ from . import aws
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """One moto server for the session, on 127.0.0.1 (pyarrow's own S3 client needs a real server)."""
-    from moto.server import ThreadedMotoServer
-
+def moto_server() -> Iterator[aws.RecordingMotoServer]:
+    """One moto server for the session, on 127.0.0.1 (pyarrow's own S3 client needs a real server),
+    recording the requests it answers (``moto_server.log``)."""
     aws.quiet_moto_logs()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = aws.RecordingMotoServer()
     server.start()
-    host, port = server.get_host_and_port()
     try:
-        yield f"http://{host}:{port}"
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(moto_server: aws.RecordingMotoServer) -> str:
+    return moto_server.endpoint
 
 
 @pytest.fixture

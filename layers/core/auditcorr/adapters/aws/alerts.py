@@ -280,13 +280,11 @@ class AlertPublisher:
             alerts = self.recent_rows(dt, _parse_time(ref.event_time) or datetime.now(UTC))
             self.log.warning("alerts file gone (compacted); using the partition's recent changes",
                              extra={"error_code": exc.code, "dt": dt, "file": name, "rows": len(alerts)})
-        self.publish(alerts, source=f"{dt}/{name}")
+        self.publish(alerts, source=f"{dt}/{name}", dt=dt)
 
     def recent_rows(self, dt: str, at: datetime) -> list[dict[str, Any]]:
         """Rows of partition ``dt`` whose ``updated_at`` lies in the window before ``at``."""
-        if self._lake is None:
-            self._lake = self._lake_factory()
-        t = self._lake.read("alerts", [dt], latest=False)
+        t = self._lake_or_open().read("alerts", [dt], latest=False)
         if t.num_rows == 0:
             return []
         lo = pa.scalar(at - FALLBACK_LOOKBACK, ALERTS.field("updated_at").type)
@@ -296,7 +294,33 @@ class AlertPublisher:
         t = t.drop_columns(["dt"]) if "dt" in t.column_names else t
         return [jsonable(r) for r in conform(t, ALERTS).to_pylist()]
 
-    def publish(self, alerts: list[dict[str, Any]], source: str) -> None:
+    def _lake_or_open(self) -> Lake:
+        if self._lake is None:
+            self._lake = self._lake_factory()
+        return self._lake
+
+    def current_states(self, dt: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """For each alert in ``rows``, its latest state in the lake (``alerts_latest``), or the row
+        itself when the lake holds nothing newer. A late duplicate or a retry of an OLDER changed-alerts
+        file must not put an alert Security Hub already holds as closed back to ACTIVE."""
+        if not rows:
+            return rows
+        ids = sorted({str(a["alert_id"]) for a in rows})
+        t = self._lake_or_open().read("alerts", [dt], filter=pc.field("alert_id").isin(ids), latest=True)
+        t = t.drop_columns(["dt"]) if "dt" in t.column_names else t
+        lake_rows = {r["alert_id"]: jsonable(r) for r in conform(t, ALERTS).to_pylist()} if t.num_rows else {}
+        out: dict[str, dict[str, Any]] = {}
+        for a in rows:
+            best = out.get(a["alert_id"], a)
+            if str(a.get("updated_at") or "") > str(best.get("updated_at") or ""):
+                best = a
+            current = lake_rows.get(a["alert_id"])
+            if current is not None and str(current.get("updated_at") or "") >= str(best.get("updated_at") or ""):
+                best = current
+            out[a["alert_id"]] = best
+        return list(out.values())
+
+    def publish(self, alerts: list[dict[str, Any]], source: str, dt: str | None = None) -> None:
         # one message per (alert, status): the latest row of each pair in this batch
         latest: dict[tuple[str, str], dict[str, Any]] = {}
         for a in sorted(alerts, key=lambda r: str(r.get("updated_at") or "")):
@@ -304,7 +328,7 @@ class AlertPublisher:
         rows = list(latest.values())
         self.totals.alert_rows += len(rows)
         if self.hub is not None and rows:
-            imported, failed = self.hub.import_alerts(rows)
+            imported, failed = self.hub.import_alerts(self.current_states(dt, rows) if dt else rows)
             self.totals.findings_imported += imported
             self.totals.findings_failed += failed
         sent_before = self._sent_now

@@ -24,7 +24,14 @@ CONFIG_ENV: dict[str, tuple[str, str, str]] = {
     "AUDITCORR_WRITE_EVENTS": ("ingest", "write_events", "list"),
     "AUDITCORR_DISABLED_RULES": ("alerts", "disabled", "list"),
     "AUDITCORR_COMPACT_THRESHOLD": ("lake", "compact_threshold", "int"),
+    "AUDITCORR_LIVE_FRESHNESS_SECONDS": ("live", "freshness_seconds", "int"),
+    "AUDITCORR_LOGON_WINDOW_HOURS": ("logon_check", "window_hours", "float"),
+    "AUDITCORR_LOGON_MISMATCH_WINDOW_SECONDS": ("logon_check", "mismatch_window_seconds", "int"),
 }
+#: read by ``poll_sessions`` only (``auditcorr.adapters.aws.appstream.LivePoller.from_env``): the
+#: ``stack:fleet,...`` pairs to poll; empty -- discover them. Not part of :data:`CONFIG_ENV` because the
+#: TOML form (``[[live.stacks]]`` tables) has no flat equivalent.
+LIVE_STACKS_ENV = "AUDITCORR_LIVE_STACKS"
 
 
 def _split(value: str) -> list[str]:
