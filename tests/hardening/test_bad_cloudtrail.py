@@ -318,3 +318,19 @@ def test_rejections_are_logged_with_ids_and_reasons_never_raw_content(tmp_path, 
     assert sum(o.rejected for o in outcomes) == 3
     for o in outcomes:
         assert secret not in repr(o.reasons) and secret not in (o.error or "")
+
+
+@pytest.mark.parametrize("resources", [1, "arn:aws:s3:::b/k", {"ARN": "arn:aws:s3:::b/k"}, [1, None, "x"]])
+def test_resources_of_the_wrong_shape_never_raise(tmp_path, resources):
+    """Found by hypothesis: ``resources`` that is not a list of objects (here with no
+    ``requestParameters`` either) is no bucket/key, not a crash; the write is kept and counted."""
+    from tests.factories import put, trail
+
+    rec = put(T0, "10.40.0.17", event_id="odd-resources")
+    rec.pop("requestParameters", None)
+    rec["resources"] = resources
+    pipe = new_pipe(tmp_path)
+    out = pipe.ingest_object("cloudtrail/odd.json.gz", trail([rec, put(T0, "10.40.0.17", event_id="good-1")]))
+    assert out.error is None and out.reconciles
+    assert out.records_in == 2 and out.written + out.rejected == 2
+    assert "good-1" in by_event(pipe.lake)

@@ -185,8 +185,11 @@ class Pipeline:
             # hold rows for is a truncated or broken copy, not a correction -- keep the day
             out.note = f"empty report for {rep.report_date} ignored: the day keeps its earlier delivery"
             return out
-        # one file per report day: a report delivered again replaces its day
-        self.lake.write_file(table, rep.report_date, "report", rep.table)
+        # one file per report day: a report delivered again replaces its day; sessions sorted by user
+        # (with the Bloom filter, a user's sessions are a row-group lookup for ``timeline``)
+        data = rep.table.sort_by([("user_id", "ascending"), ("session_start_time", "ascending")]) \
+            if table == "sessions" else rep.table
+        self.lake.write_file(table, rep.report_date, "report", data)
         if table == "sessions":
             self.reattribute(self.days_affected_by_report(rep.table, rep.report_date), f"recompute-{iid}",
                              summary)

@@ -187,7 +187,8 @@ def _bucket_key(rec: dict[str, Any]) -> tuple[str | None, str | None]:
         bucket = _s(rp.get("bucketName"))
         key = _s(rp.get("key"))
     if bucket is None or key is None:
-        for res in rec.get("resources") or []:
+        resources = rec.get("resources")
+        for res in resources if isinstance(resources, list) else []:
             if isinstance(res, dict) and res.get("type") == "AWS::S3::Object":
                 arn = _s(res.get("ARN")) or ""
                 if arn.startswith("arn:") and ":::" in arn:

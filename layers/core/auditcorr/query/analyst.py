@@ -6,11 +6,13 @@ only ever a parameter value, never SQL text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 Runner = Callable[[str, list[Any]], pa.Table]
 
@@ -30,11 +32,39 @@ FROM attributed_activity_latest
 WHERE dt IN ({dts}) AND event_id IN ({ids})
 """
 
-TIMELINE_SQL = """
+#: ``timeline`` reads a user's writes without numbering the whole table. Every version of an event
+#: carries the event's own ``dt`` and ``source_ip`` (they come from its ``s3_writes`` row), so the
+#: latest version of every event that names the user lies among the rows at the places -- (day,
+#: address) pairs -- where some row names the user. Step 1 finds those places (compacted files carry
+#: a Bloom filter on ``user_id``: only the row groups holding the user are read); step 2 reads just
+#: the rows at those places (compacted files are sorted by ``source_ip``: min/max statistics keep a
+#: few row groups a day), keeps each event's latest row and, of those, the ones naming the user.
+#: Filtering ``attributed_activity_latest`` by user instead numbers every row of the table first.
+TIMELINE_PLACES_SQL = """
+SELECT DISTINCT dt, source_ip FROM attributed_activity
+WHERE user_id = ? AND dt >= ? AND dt <= ? AND event_time >= ? AND event_time < ?
+"""
+
+#: one branch per day of step 2 ({ips}: one ``?`` per address); branches are joined with UNION ALL
+TIMELINE_PLACE_SQL = "SELECT * FROM attributed_activity WHERE dt = ? AND source_ip IN ({ips})"
+
+TIMELINE_WRITES_SQL = """
+SELECT event_time AS at, 'write' AS kind, concat(event_name, ' (', status, ')') AS what, source_ip AS ip,
+       session_id, concat('s3://', bucket, '/', key) AS object, event_id AS ref
+FROM (
+  SELECT *, row_number() OVER (PARTITION BY dt, event_id ORDER BY computed_at DESC) AS rn
+  FROM ({places}) v
+) w
+WHERE rn = 1 AND user_id = ? AND event_time >= ? AND event_time < ?
+"""
+
+#: ``dt`` is the event's UTC date for logons and alerts too, so the window bounds the partitions
+#: read; sessions (a small table, written sorted by user) are matched on the user alone.
+TIMELINE_OTHER_SQL = """
 SELECT * FROM (
   SELECT event_time AS at, 'logon' AS kind, event_name AS what, source_ip AS ip,
          CAST(NULL AS varchar) AS session_id, CAST(NULL AS varchar) AS object, event_id AS ref
-  FROM logons WHERE user_name = ?
+  FROM logons WHERE user_name = ? AND dt >= ? AND dt <= ?
   UNION ALL
   SELECT session_start_time, 'session_start', concat(coalesce(stack_name, '-'), '/', coalesce(fleet_name, '-')),
          eni_private_ip_address, session_id, CAST(NULL AS varchar), session_id
@@ -44,18 +74,57 @@ SELECT * FROM (
          eni_private_ip_address, session_id, CAST(NULL AS varchar), session_id
   FROM sessions WHERE user_id = ?
   UNION ALL
+  SELECT event_time, 'alert', concat(rule, ' [', severity, ', ', status, ']'), source_ip, session_id,
+         concat('s3://', bucket, '/', key), alert_id
+  FROM alerts_latest WHERE user_id = ? AND dt >= ? AND dt <= ?
+) t
+WHERE at >= ? AND at < ?
+"""
+
+#: The same timeline as ONE statement (the ``user-timeline`` named query of the Athena console): the
+#: places are a join instead of parameter lists. Named parameters (``positional`` turns them into
+#: ``?`` and the order of values): the user, the first and last day (``yyyy-MM-dd``), then since and
+#: until as timestamps. ``timeline()`` gives the same rows (tests/unit/test_analyst.py).
+TIMELINE_SQL = """
+WITH places AS (
+  SELECT DISTINCT dt, source_ip FROM attributed_activity
+  WHERE user_id = :user AND dt BETWEEN :first_day AND :last_day
+),
+versions AS (
+  SELECT a.*, row_number() OVER (PARTITION BY a.dt, a.event_id ORDER BY a.computed_at DESC) AS rn
+  FROM attributed_activity a JOIN places p ON a.dt = p.dt AND a.source_ip = p.source_ip
+  WHERE a.dt BETWEEN :first_day AND :last_day
+)
+SELECT * FROM (
+  SELECT event_time AS at, 'logon' AS kind, event_name AS what, source_ip AS ip,
+         CAST(NULL AS varchar) AS session_id, CAST(NULL AS varchar) AS object, event_id AS ref
+  FROM logons WHERE user_name = :user AND dt BETWEEN :first_day AND :last_day
+  UNION ALL
+  SELECT session_start_time, 'session_start', concat(coalesce(stack_name, '-'), '/', coalesce(fleet_name, '-')),
+         eni_private_ip_address, session_id, CAST(NULL AS varchar), session_id
+  FROM sessions WHERE user_id = :user
+  UNION ALL
+  SELECT session_end_time, 'session_end', concat(coalesce(stack_name, '-'), '/', coalesce(fleet_name, '-')),
+         eni_private_ip_address, session_id, CAST(NULL AS varchar), session_id
+  FROM sessions WHERE user_id = :user
+  UNION ALL
   SELECT event_time, 'write', concat(event_name, ' (', status, ')'), source_ip, session_id,
          concat('s3://', bucket, '/', key), event_id
-  FROM attributed_activity_latest WHERE user_id = ?
+  FROM versions WHERE rn = 1 AND user_id = :user
   UNION ALL
   SELECT event_time, 'alert', concat(rule, ' [', severity, ', ', status, ']'), source_ip, session_id,
          concat('s3://', bucket, '/', key), alert_id
-  FROM alerts_latest WHERE user_id = ?
+  FROM alerts_latest WHERE user_id = :user AND dt BETWEEN :first_day AND :last_day
 ) t
-WHERE at >= ? AND at < ?
+WHERE at >= :since AND at < :until
 ORDER BY at, CASE kind WHEN 'logon' THEN 0 WHEN 'session_start' THEN 1 WHEN 'write' THEN 2
                        WHEN 'alert' THEN 3 ELSE 4 END, ref
 """
+
+#: the order of a timeline: time, then logon < session start < write < alert < session end, then ref
+TIMELINE_KINDS = ("logon", "session_start", "write", "alert", "session_end")
+#: days per step-2 statement (bounds the statement's size; Athena's limit is 256 kB of SQL text)
+TIMELINE_DAYS_PER_QUERY = 31
 
 ALERTS_SQL = """
 SELECT detected_at, severity, rule, status, user_id, session_id, claimed_session_id, source_ip,
@@ -69,6 +138,26 @@ STATUS_SQL = """
 SELECT status, count(*) AS writes, count(DISTINCT user_id) AS users
 FROM attributed_activity_latest GROUP BY status ORDER BY writes DESC, status
 """
+
+
+def positional(sql: str) -> tuple[str, list[str]]:
+    """``:name`` parameters as ``?`` (Athena takes positional execution parameters only), and the
+    names in the order their values must be given."""
+    names: list[str] = []
+
+    def repl(m: re.Match[str]) -> str:
+        names.append(m.group(1))
+        return "?"
+
+    return re.sub(r"(?<![:\w]):([a-z_]+)\b", repl, sql), names
+
+
+def timeline_one_statement(run: Runner, user: str, since: datetime, until: datetime) -> pa.Table:
+    """``timeline`` through the single statement ``TIMELINE_SQL`` (what the named query runs)."""
+    values = {"user": user, "first_day": since.astimezone(UTC).date().isoformat(),
+              "last_day": until.astimezone(UTC).date().isoformat(), "since": since, "until": until}
+    sql, names = positional(TIMELINE_SQL)
+    return run(sql, [values[n] for n in names])
 
 
 def who(run: Runner, bucket: str, key: str) -> pa.Table:
@@ -92,7 +181,27 @@ def who(run: Runner, bucket: str, key: str) -> pa.Table:
 
 
 def timeline(run: Runner, user: str, since: datetime, until: datetime) -> pa.Table:
-    return run(TIMELINE_SQL, [user, user, user, user, user, since, until])
+    """Logons, sessions, writes and alerts of ``user`` in ``[since, until)``, in order."""
+    lo, hi = since.astimezone(UTC).date().isoformat(), until.astimezone(UTC).date().isoformat()
+    parts = [run(TIMELINE_OTHER_SQL, [user, lo, hi, user, user, user, lo, hi, since, until])]
+    places: dict[str, list[str]] = {}
+    for row in run(TIMELINE_PLACES_SQL, [user, lo, hi, since, until]).to_pylist():
+        if row["dt"] is not None and row["source_ip"] is not None:
+            places.setdefault(row["dt"], []).append(row["source_ip"])
+    days = sorted(places)
+    for i in range(0, len(days), TIMELINE_DAYS_PER_QUERY):
+        branches, params = [], []
+        for day in days[i: i + TIMELINE_DAYS_PER_QUERY]:
+            ips = sorted(set(places[day]))
+            branches.append(TIMELINE_PLACE_SQL.format(ips=", ".join("?" * len(ips))))
+            params += [day, *ips]
+        sql = TIMELINE_WRITES_SQL.format(places="\n  UNION ALL\n  ".join(branches))
+        parts.append(run(sql, [*params, user, since, until]))
+    out = pa.concat_tables([p.select(parts[0].column_names).cast(parts[0].schema) for p in parts])
+    rank = pc.index_in(out.column("kind"), value_set=pa.array(TIMELINE_KINDS))
+    order = pc.sort_indices(out.append_column("_rank", rank),
+                            sort_keys=[("at", "ascending"), ("_rank", "ascending"), ("ref", "ascending")])
+    return out.take(order)
 
 
 def alerts(run: Runner, status: str | None = "open", rule: str | None = None) -> pa.Table:

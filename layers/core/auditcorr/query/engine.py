@@ -27,8 +27,10 @@ def latest_view_sql(view: str, database: str | None = None) -> str:
     table, key, version = LATEST_VIEWS[view]
     src = f"{database}.{table}" if database else table
     cols = ", ".join(f'"{f.name}"' for f in TABLES[table]) + f', "{PARTITION_COLUMN}"'
-    return (f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {version} DESC) "
-            f"AS rn FROM {src}) WHERE rn = 1")
+    # every version of a row has the same key AND the same dt (an event's date never changes):
+    # numbering per (dt, key) is the same answer, and lets a filter on dt reach the scan
+    window = f"row_number() OVER (PARTITION BY {PARTITION_COLUMN}, {key} ORDER BY {version} DESC)"
+    return f"SELECT {cols} FROM (SELECT *, {window} AS rn FROM {src}) WHERE rn = 1"
 
 
 def fetch_arrow(cursor: Any) -> pa.Table:
@@ -37,7 +39,22 @@ def fetch_arrow(cursor: Any) -> pa.Table:
     return fetch()
 
 
+def _literal(text: str) -> str:
+    """A SQL string literal (single quotes doubled): for the lake's own file paths only."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 class LocalEngine:
+    """DuckDB over the lake.
+
+    A local lake is read by DuckDB's own Parquet reader (``read_parquet`` over the exact list of
+    visible files, Hive ``dt`` partitions): it prunes partitions, row groups (min/max statistics of
+    the sorted, compacted files) and pushes filters, including through the ``*_latest`` windows,
+    which is what makes ``who``/``timeline`` lookups cheap (docs/performance.md). File access is then
+    limited to exactly those files (``allowed_paths``) before external access is switched off. A
+    remote lake (``s3://``) is scanned through pyarrow datasets on the lake's filesystem.
+    """
+
     def __init__(self, lake: Lake, threads: int | None = None) -> None:
         import duckdb
 
@@ -46,10 +63,17 @@ class LocalEngine:
         self.con.execute("SET TimeZone='UTC'")
         # never resolve an unknown table name to a Python object of the caller
         self.con.execute("SET python_enable_replacements = false")
+        # every view binds its files' footers on each statement: parse them once per engine
+        self.con.execute("SET parquet_metadata_cache = true")
         self._datasets: dict[str, Any] = {}
+        allowed: list[str] = []
         for table, schema in TABLES.items():
             full = schema.append(pa.field(PARTITION_COLUMN, pa.string()))
             files = lake.files(table)
+            if files and lake.is_local:
+                self._register_parquet(table, full, files)
+                allowed.extend(files)
+                continue
             if files:
                 part = ds.partitioning(pa.schema([pa.field(PARTITION_COLUMN, pa.string())]), flavor="hive")
                 obj: Any = ds.dataset(files, schema=full, filesystem=lake.fs, format="parquet",
@@ -62,11 +86,29 @@ class LocalEngine:
 
         for view in LATEST_VIEWS:
             self.con.execute(f"CREATE VIEW {view} AS {translate(latest_view_sql(view))}")
-        # defence in depth behind the translator's refusals: no file/network access from SQL, no
-        # extension downloads, and no statement can switch that back on (tests/hardening/test_security.py)
+        # defence in depth behind the translator's refusals: no file/network access from SQL beyond
+        # the lake's own visible files, no extension downloads, and no statement can switch that back
+        # on (tests/hardening/test_security.py)
+        if allowed:
+            self.con.execute("SET allowed_paths = " + "[" + ", ".join(_literal(f) for f in allowed) + "]")
         for setting in ("enable_external_access = false", "autoinstall_known_extensions = false",
                         "autoload_known_extensions = false", "lock_configuration = true"):
             self.con.execute(f"SET {setting}")
+
+    def _register_parquet(self, table: str, full: pa.Schema, files: list[str]) -> None:
+        """``table`` as a view over its files with the table's exact columns and types: columns a
+        file predates read as NULL (``union_by_name``), every column cast to the schema's type."""
+        self.con.register("_empty_schema", full.empty_table())
+        types = {name: typ for name, typ, *_ in self.con.execute("DESCRIBE _empty_schema").fetchall()}
+        self.con.unregister("_empty_schema")
+        src = (f"read_parquet([{', '.join(_literal(f) for f in files)}], hive_partitioning = true, "
+               f"union_by_name = true, hive_types = {{'{PARTITION_COLUMN}': VARCHAR}})")
+        present = {name for name, *_ in self.con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+        cols = []
+        for f in full:
+            expr = f'"{f.name}"' if f.name in present else "NULL"
+            cols.append(f'CAST({expr} AS {types[f.name]}) AS "{f.name}"')
+        self.con.execute(f"CREATE VIEW {table} AS SELECT {', '.join(cols)} FROM {src}")
 
     def execute(self, duck_sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run DuckDB SQL (already translated) with positional parameters."""
