@@ -45,6 +45,15 @@ BLOOM_FILTERS: dict[str, tuple[str, ...]] = {
     "alerts": ("user_id",),
 }
 BLOOM_FPP = 0.01
+#: the order of compacted files: row-group statistics then prune the lookups by these columns
+#: (``who``: bucket/key; ``timeline``'s places: source_ip; logons by user; alerts by time)
+SORT_KEYS: dict[str, tuple[str, ...]] = {
+    "s3_writes": ("bucket", "key", "event_time"),
+    "attributed_activity": ("source_ip", "event_time"),
+    "logons": ("user_name", "event_time"),
+    "alerts": ("event_time", "alert_id"),
+    "sessions": ("user_id", "session_start_time"),
+}
 
 
 class LakePathError(ValueError):

@@ -23,7 +23,7 @@ from .config import Config
 from .counts import FileOutcome, IngestSummary
 from .ingest.cloudtrail import UnreadableObject, is_digest, is_insight, parse_cloudtrail
 from .ingest.usage import parse_usage_report, report_kind
-from .lake import Lake, input_id, keep_latest
+from .lake import SORT_KEYS, Lake, input_id, keep_latest
 from .schemas import ALERTS, ATTRIBUTED_ACTIVITY, LIVE_POLLS, TS, conform
 from .timeparse import dt_column
 
@@ -187,7 +187,7 @@ class Pipeline:
             return out
         # one file per report day: a report delivered again replaces its day; sessions sorted by user
         # (with the Bloom filter, a user's sessions are a row-group lookup for ``timeline``)
-        data = rep.table.sort_by([("user_id", "ascending"), ("session_start_time", "ascending")]) \
+        data = rep.table.sort_by([(k, "ascending") for k in SORT_KEYS["sessions"]]) \
             if table == "sessions" else rep.table
         self.lake.write_file(table, rep.report_date, "report", data)
         if table == "sessions":
@@ -413,8 +413,7 @@ class Pipeline:
     def compact(self, table: str, dt: str, files: list[str]) -> str:
         data = self.lake.read(table, files=files, latest=True)
         data = data.drop_columns(["dt"])
-        sort_keys = {"s3_writes": ["bucket", "key", "event_time"], "attributed_activity": ["user_id", "event_time"],
-                     "logons": ["user_name", "event_time"], "alerts": ["event_time", "alert_id"]}.get(table)
+        sort_keys = SORT_KEYS.get(table)
         if sort_keys:
             data = data.sort_by([(k, "ascending") for k in sort_keys])
         from hashlib import blake2b

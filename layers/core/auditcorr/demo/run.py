@@ -30,7 +30,7 @@ DEMO_CONFIG = Config(live_freshness_seconds=20 * 60)
 DEMO_SQL = """
 SELECT user_id, count(*) AS writes, count(DISTINCT session_id) AS sessions,
        min(event_time) AS first_write, max(event_time) AS last_write
-FROM attributed_activity
+FROM attributed_activity_latest
 WHERE status = 'attributed'
 GROUP BY user_id
 ORDER BY writes DESC, user_id
@@ -115,10 +115,13 @@ def run_demo(keep: str | None, seed: int, echo: Callable[[str], None]) -> None:
         echo("\n== auditcorr query (Athena SQL, run locally by DuckDB) ==")
         echo(DEMO_SQL.strip())
         echo(render(run(DEMO_SQL, []), "table"))
-        echo(f"\ndone in {time.perf_counter() - t_start:.1f}s. Try: auditcorr query --lake {lake.base} "
-             f"\"SELECT status, count(*) FROM attributed_activity GROUP BY status\"")
-        if not keep:
-            echo("(the demo lake is temporary; pass --keep DIR to keep it)")
+        echo(f"\ndone in {time.perf_counter() - t_start:.1f}s.")
+        if keep:
+            echo(f"Try: auditcorr query --lake {lake.base} "
+                 f"\"SELECT status, count(*) FROM attributed_activity GROUP BY status\"")
+        else:
+            echo("The demo lake was temporary: `auditcorr demo --keep DIR` keeps it to query, e.g.\n"
+                 "  auditcorr query --lake DIR/lake \"SELECT status, count(*) FROM attributed_activity GROUP BY status\"")
         eng.close()
     finally:
         if not keep:
