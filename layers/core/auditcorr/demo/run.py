@@ -118,10 +118,11 @@ def run_demo(keep: str | None, seed: int, echo: Callable[[str], None]) -> None:
         echo(f"\ndone in {time.perf_counter() - t_start:.1f}s.")
         if keep:
             echo(f"Try: auditcorr query --lake {lake.base} "
-                 f"\"SELECT status, count(*) FROM attributed_activity GROUP BY status\"")
+                 f"\"SELECT status, count(*) FROM attributed_activity_latest GROUP BY status\"")
         else:
             echo("The demo lake was temporary: `auditcorr demo --keep DIR` keeps it to query, e.g.\n"
-                 "  auditcorr query --lake DIR/lake \"SELECT status, count(*) FROM attributed_activity GROUP BY status\"")
+                 "  auditcorr query --lake DIR/lake "
+                 "\"SELECT status, count(*) FROM attributed_activity_latest GROUP BY status\"")
         eng.close()
     finally:
         if not keep:
