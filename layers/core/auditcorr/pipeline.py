@@ -242,9 +242,17 @@ class Pipeline:
             self.reattribute([d for d in (_dt(x) for x in range(first // DAY_MS, end // DAY_MS + 1)) if d in have],
                              name.replace("logoncheck-", "relogon-", 1), summary)
 
-    def _merge_alerts(self, raised: pa.Table, scope: list[str], rules_in_scope: list[str], dts: pa.Array,
-                      name: str, now: int, summary: IngestSummary | None) -> None:
-        prev = self.lake.read("alerts", pc.unique(dts).to_pylist())
+    def _merge_alerts(self, raised: pa.Table, scope: list[str] | pa.ChunkedArray | pa.Array,
+                      rules_in_scope: list[str], dts: pa.Array, name: str, now: int,
+                      summary: IngestSummary | None, whole_days: bool = False) -> None:
+        # only the previous versions of the alerts on these events matter (alert_id = H(rule, event),
+        # so every version of a raised alert carries its event_id): reading the whole day's alerts
+        # for every file made a day quadratic. ``whole_days``: the scope is every event of the days.
+        ids = None if whole_days else pc.unique(pa.concat_arrays([
+            _one_chunk(scope if isinstance(scope, pa.Array | pa.ChunkedArray) else pa.array(scope, pa.string())),
+            _one_chunk(raised.column("event_id"))]))
+        prev = self.lake.read("alerts", pc.unique(dts).to_pylist(),
+                              filter=None if ids is None else pc.field("event_id").isin(ids))
         prev = prev.drop_columns(["dt"]) if "dt" in prev.column_names else prev
         changed = rules.reconcile(prev, raised, scope, now, rules_in_scope=rules_in_scope)
         if changed.num_rows:
@@ -389,8 +397,8 @@ class Pipeline:
         if replace_files:
             self.lake.delete([f for f in replace_files if f not in written])
         raised = rules.write_alerts(res, self.config)
-        self._merge_alerts(raised, act.column("event_id").to_pylist(), list(rules.WRITE_RULES), dts, name, now,
-                           summary)
+        self._merge_alerts(raised, act.column("event_id"), list(rules.WRITE_RULES), dts, name, now, summary,
+                           whole_days=scope_events == "all")
         for dt in pc.unique(dts).to_pylist():
             self.maybe_compact("attributed_activity", dt)
 
@@ -421,6 +429,13 @@ class Pipeline:
         path = self.lake.write_file(table, dt, name, data)
         self.lake.delete([f for f in files if f != path])
         return path
+
+
+def _one_chunk(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    col = col.cast(pa.string())
+    if isinstance(col, pa.Array):
+        return col
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
 def carry_previous(act: pa.Table, old: pa.Table) -> pa.Table:
