@@ -4,6 +4,7 @@ between writing its output and deleting its inputs is finished by the next one."
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -308,12 +309,25 @@ def test_ingest_times_compaction_and_deduplicates_across_compacted_files_and_run
     names = sorted(Path(f).name.split("-")[0] for f in pipe.lake.files("s3_writes", DT))
     assert names == ["compact", "part"]
     assert pipe.times.seconds.get("compact", 0) > 0
-    # the same events again (one in the compacted file, one in a part file), in this process and in
-    # a new one
+    # the same events again (one in the compacted file, one in a part file), in this process (the
+    # compacted file's ids are cached) and in a new one
     for n, p in enumerate((pipe, Pipeline(Lake.open(str(lake_dir)), cfg, clock=lambda: 0))):
         out = p.ingest_object(ct_name(20 + n), trail([recs[0], recs[10], put(t, "10.40.0.17", event_id=f"new-{n}")]))
         assert (out.written, out.duplicates) == (1, 2), out.as_dict()
     assert pipe.lake.read("s3_writes", latest=False).num_rows == 14
+
+
+def test_cached_event_ids_follow_a_rewritten_compacted_file(tmp_path):
+    lake = Lake.open(str(tmp_path))
+    pipe = Pipeline(lake, Config(), clock=lambda: 0)
+    rng = random.Random(9)
+    path = lake.write_file("s3_writes", DT, "compact-0123", s3_rows(rng, ["ev-1", "ev-2"]))
+    ids = lambda: sorted(i for c in pipe._event_ids("s3_writes", DT, "-") for i in c.to_pylist())  # noqa: E731
+    assert ids() == ["ev-1", "ev-2"]
+    assert ids() == ["ev-1", "ev-2"] and pipe._ids_cache.used > 0
+    lake.write_file("s3_writes", DT, "compact-0123", s3_rows(rng, ["ev-1"]))
+    os.utime(path, ns=(1, 1))  # whatever the clock's resolution: another modification time
+    assert ids() == ["ev-1"]
 
 
 @pytest.mark.parametrize("table", sorted(TABLES))

@@ -10,6 +10,7 @@ import logging
 import math
 import posixpath
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -79,12 +80,39 @@ def classify(source: str) -> str:
     return "cloudtrail"
 
 
+#: memory for the event ids of compacted files kept between CloudTrail files (the duplicate check)
+EVENT_ID_CACHE_BYTES = 64 << 20
+
+
+class _LruCache:
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self._items: OrderedDict[tuple[str, int | None, int | None], pa.ChunkedArray] = OrderedDict()
+
+    def get(self, key: tuple[str, int | None, int | None]) -> pa.ChunkedArray | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[str, int | None, int | None], value: pa.ChunkedArray) -> None:
+        if value.nbytes > self.budget or key in self._items:
+            return
+        self._items[key] = value
+        self.used += value.nbytes
+        while self.used > self.budget:
+            _, old = self._items.popitem(last=False)
+            self.used -= old.nbytes
+
+
 class Pipeline:
     def __init__(self, lake: Lake, config: Config, clock: Clock = wall_clock) -> None:
         self.lake = lake
         self.config = config
         self.clock = clock
         self.times = StageTimes()
+        self._ids_cache = _LruCache(EVENT_ID_CACHE_BYTES)
 
     # -- entry points --------------------------------------------------------------------------
     def ingest_object(self, source: str, data: bytes, etag: str | None = None,
@@ -157,11 +185,16 @@ class Pipeline:
         keep = np.ones(rows.num_rows, dtype=bool)
         for dt in pc.unique(dts).to_pylist():
             own = f"{self.lake.part_dir(table, dt)}/{name}.parquet"
-            others = [f for f in self.lake.files(table, dt) if f != own]
-            if not others:
+            in_dt = pc.equal(dts, dt)
+            ids = pc.unique(rows.column("event_id").filter(in_dt))
+            # which of these ids another file of the partition holds: each file's ids are looked up
+            # in the (small) set of the new ids -- hashing the day's ids into a set for every new
+            # file made the check quadratic in the day
+            found = [e.filter(pc.is_in(e, value_set=ids)) for e in self._event_ids(table, dt, own)]
+            if not found:
                 continue
-            existing = self.lake.read(table, columns=["event_id"], latest=False, files=others).column("event_id")
-            mask = pc.and_(pc.equal(dts, dt), pc.is_in(rows.column("event_id"), existing))
+            found_ids = pa.chunked_array([c for e in found for c in e.chunks], pa.string())
+            mask = pc.and_(in_dt, pc.is_in(rows.column("event_id"), value_set=found_ids))
             keep &= ~pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
         dup = int((~keep).sum())
         out.duplicates += dup
@@ -171,6 +204,28 @@ class Pipeline:
         self.lake.write_partitioned(table, name, rows, dts)
         out.written += rows.num_rows
         return rows
+
+    def _event_ids(self, table: str, dt: str, own: str) -> list[pa.ChunkedArray]:
+        """The ``event_id`` columns of the partition's files other than ``own``.  Those of compacted
+        files (written once, named after their inputs) are kept across calls, keyed by path, size and
+        modification time, up to ``EVENT_ID_CACHE_BYTES``."""
+        files, _ = self.lake.listing(table, dt)
+        out, rest = [], []
+        for f in files:
+            if f.path == own:
+                continue
+            if not posixpath.basename(f.path).startswith("compact-") or f.mtime_ns is None:
+                rest.append(f.path)
+                continue
+            key = (f.path, f.size, f.mtime_ns)
+            ids = self._ids_cache.get(key)
+            if ids is None:
+                ids = self.lake.read(table, columns=["event_id"], latest=False, files=[f.path]).column("event_id")
+                self._ids_cache.put(key, ids)
+            out.append(ids)
+        if rest:
+            out.append(self.lake.read(table, columns=["event_id"], latest=False, files=rest).column("event_id"))
+        return out
 
     # -- reports --------------------------------------------------------------------------------
     def _ingest_report(self, source: str, data: bytes, iid: str, kind: str | None,
