@@ -96,8 +96,12 @@ class Config:
     claim: ClaimSpec = field(default_factory=ClaimSpec)
     severity: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITY))
     disabled_rules: tuple[str, ...] = ()
-    #: files per partition above which ingest compacts the partition into one file
+    #: small files (under 1 MiB) per partition above which ingest merges them into a compacted file
+    #: (larger files are merged in tiers by size: ``pipeline.plan_compaction``)
     compact_threshold: int = 16
+    #: most Parquet a single merge reads (MiB): its memory is ~50x that for s3_writes (Arrow
+    #: decoding), so this must fit the ingest function's memory; files this large are final
+    compact_max_mb: float = 8.0
     # live verification (AppStream API)
     live_freshness_seconds: int = 180
     live_stacks: tuple[tuple[str, str], ...] = ()  # (stack, fleet) pairs; empty: discover
@@ -181,6 +185,7 @@ def from_mapping(data: dict[str, Any]) -> Config:
         severity=severity,
         disabled_rules=tuple(disabled),
         compact_threshold=int(_number(lake, "compact_threshold", "lake", 16)),
+        compact_max_mb=float(_number(lake, "compact_max_mb", "lake", 8.0)),
         live_freshness_seconds=int(_number(live, "freshness_seconds", "live", 180)),
         live_stacks=tuple(stacks),
         logon_window_hours=float(_number(lcheck, "window_hours", "logon_check", 12.0)),

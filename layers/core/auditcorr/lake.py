@@ -5,7 +5,8 @@ Storage rules (docs/adr/0002-append-only-lake.md):
   overwrites the same name instead of adding a copy;
 - a file becomes visible atomically (local: temp name starting with ``.`` then rename; S3: a PUT is
   atomic) -- readers, Athena included, ignore names starting with ``.`` or ``_``;
-- compaction rewrites a partition's files into one and only then deletes exactly the files it read;
+- compaction rewrites some of a partition's files into one (in tiers by size, ``pipeline.py``) and
+  only then deletes exactly the files it read;
 - readers keep one row per key (the latest by the table's version column), so a moment where a
   compacted file and its inputs coexist never shows a duplicate.
 """
@@ -54,6 +55,9 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
     "alerts": ("event_time", "alert_id"),
     "sessions": ("user_id", "session_start_time"),
 }
+#: compacted files (sorted by the table's lookup keys): smaller row groups, so a lookup's min/max
+#: pruning keeps less of a day (docs/performance.md, finding 2)
+COMPACTED_WRITE_OPTIONS = {"compression": "zstd", "row_group_size": 16 * 1024, "write_statistics": True}
 
 
 class LakePathError(ValueError):
@@ -157,19 +161,32 @@ class Lake:
         return orjson.loads(raw) if raw is not None else None
 
     # -- table files --------------------------------------------------------------------------
-    def write_file(self, table: str, dt: str, name: str, data: pa.Table) -> str:
-        """Write ``data`` (without dt) as ``<table>/dt=<dt>/<name>.parquet``, atomically."""
+    def write_file(self, table: str, dt: str, name: str, data: pa.Table,
+                   options: dict[str, Any] | None = None, rows: np.ndarray | None = None) -> str:
+        """Write ``data`` (without dt) as ``<table>/dt=<dt>/<name>.parquet``, atomically.
+
+        ``options``: Parquet writer options (default ``WRITE_OPTIONS``; compaction passes
+        ``COMPACTED_WRITE_OPTIONS``).  ``rows``: write ``data.take(rows)``, gathered one row group
+        at a time (a compaction does not hold a second, sorted copy of what it merges)."""
         self._check(table, dt, name)
         schema = TABLES[table]
         if data.schema.remove_metadata() != schema.remove_metadata():
             raise ValueError(f"{table}: data does not match the table schema")
+        data = data.replace_schema_metadata(schema.metadata)
         sink = pa.BufferOutputStream()
-        options: dict[str, Any] = dict(WRITE_OPTIONS)
+        opts: dict[str, Any] = dict(options or WRITE_OPTIONS)
         blooms = BLOOM_FILTERS.get(table)
         if blooms and data.num_rows:
-            ndv = min(data.num_rows, int(options["row_group_size"]))
-            options["bloom_filter_options"] = {c: {"ndv": ndv, "fpp": BLOOM_FPP} for c in blooms}
-        pq.write_table(data.replace_schema_metadata(schema.metadata), sink, **options)
+            ndv = min(data.num_rows, int(opts.get("row_group_size") or 128 * 1024))
+            opts["bloom_filter_options"] = {c: {"ndv": ndv, "fpp": BLOOM_FPP} for c in blooms}
+        if rows is None:
+            pq.write_table(data, sink, **opts)
+        else:
+            group = int(opts.pop("row_group_size", None) or 128 * 1024)
+            step = 4 * group  # four row groups a take: a take from many-chunk columns costs per call
+            with pq.ParquetWriter(sink, data.schema, **opts) as writer:
+                for i in range(0, len(rows), step):
+                    writer.write_table(data.take(pa.array(rows[i:i + step])), row_group_size=group)
         path = f"{self.part_dir(table, dt)}/{name}.parquet"
         self._put_bytes(path, sink.getvalue().to_pybytes())
         return path
@@ -196,6 +213,21 @@ class Lake:
             if info.type == pafs.FileType.File and name.endswith(".parquet") and not name.startswith((".", "_")):
                 out.append(info.path)
         return sorted(out)
+
+    def listing(self, table: str, dt: str) -> tuple[list[pafs.FileInfo], list[pafs.FileInfo]]:
+        """One listing of a partition: its table files (as ``files``, with size and mtime) and its
+        hidden ``_*.json`` notes (compaction markers), each sorted by path."""
+        sel = pafs.FileSelector(self.part_dir(table, dt), recursive=False, allow_not_found=True)
+        data, notes = [], []
+        for info in self.fs.get_file_info(sel):
+            name = posixpath.basename(info.path)
+            if info.type != pafs.FileType.File:
+                continue
+            if name.endswith(".parquet") and not name.startswith((".", "_")):
+                data.append(info)
+            elif name.startswith("_") and name.endswith(".json"):
+                notes.append(info)
+        return sorted(data, key=lambda i: i.path), sorted(notes, key=lambda i: i.path)
 
     def partitions(self, table: str) -> list[str]:
         sel = pafs.FileSelector(self.table_dir(table), recursive=False, allow_not_found=True)
@@ -280,16 +312,23 @@ class Lake:
 
 def keep_latest(t: pa.Table, table: str) -> pa.Table:
     """One row per ``ROW_KEYS[table]``: the one with the greatest ``ROW_VERSION[table]``."""
+    idx = latest_indices(t, table)
+    return t if idx is None else t.take(pa.array(idx))
+
+
+def latest_indices(t: pa.Table, table: str) -> np.ndarray | None:
+    """The rows ``keep_latest`` keeps, in its order (by key), or None when it keeps ``t`` as it is
+    (no key twice).  Sorts and compares the key columns only: the caller gathers the rows once."""
     if t.num_rows < 2:
-        return t
+        return None
     keys = list(ROW_KEYS[table])
     version = ROW_VERSION[table]
     sort = [(k, "ascending") for k in keys]
     if version:
         sort.append((version, "descending"))
     sort.append((PARTITION_COLUMN, "descending")) if PARTITION_COLUMN in t.column_names else None
-    order = pc.sort_indices(t, sort_keys=sort)
-    s = t.take(order)
+    order = pc.sort_indices(t.select([k for k, _ in sort]), sort_keys=sort).to_numpy()
+    s = t.select(keys).take(pa.array(order))
     first = np.ones(s.num_rows, dtype=bool)
     same = np.ones(s.num_rows - 1, dtype=bool)
     for k in keys:
@@ -298,5 +337,5 @@ def keep_latest(t: pa.Table, table: str) -> pa.Table:
             zero_copy_only=False)
     first[1:] = ~same
     if first.all():
-        return t
-    return s.filter(pa.array(first))
+        return None
+    return order[first]

@@ -10,12 +10,14 @@ import logging
 import math
 import posixpath
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 from . import rules
 from .attribution import DAY_MS, PENDING, SESSION_COLS, Coverage, attribute
@@ -23,7 +25,7 @@ from .config import Config
 from .counts import FileOutcome, IngestSummary
 from .ingest.cloudtrail import UnreadableObject, is_digest, is_insight, parse_cloudtrail
 from .ingest.usage import parse_usage_report, report_kind
-from .lake import SORT_KEYS, Lake, input_id, keep_latest
+from .lake import COMPACTED_WRITE_OPTIONS, SORT_KEYS, Lake, input_id, keep_latest, latest_indices
 from .schemas import ALERTS, ATTRIBUTED_ACTIVITY, LIVE_POLLS, TS, conform
 from .timeparse import dt_column
 
@@ -56,9 +58,10 @@ class LiveOutcome:
 class StageTimes:
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def add(self, stage: str, t0: float) -> float:
+    def add(self, stage: str, t0: float, minus: float = 0.0) -> float:
+        """Add the time since ``t0`` to ``stage``, less ``minus`` (the time of a stage within it)."""
         now = time.perf_counter()
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - t0
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - t0 - minus
         return now
 
 
@@ -77,12 +80,39 @@ def classify(source: str) -> str:
     return "cloudtrail"
 
 
+#: memory for the event ids of compacted files kept between CloudTrail files (the duplicate check)
+EVENT_ID_CACHE_BYTES = 64 << 20
+
+
+class _LruCache:
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self._items: OrderedDict[tuple[str, int | None, int | None], pa.ChunkedArray] = OrderedDict()
+
+    def get(self, key: tuple[str, int | None, int | None]) -> pa.ChunkedArray | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[str, int | None, int | None], value: pa.ChunkedArray) -> None:
+        if value.nbytes > self.budget or key in self._items:
+            return
+        self._items[key] = value
+        self.used += value.nbytes
+        while self.used > self.budget:
+            _, old = self._items.popitem(last=False)
+            self.used -= old.nbytes
+
+
 class Pipeline:
     def __init__(self, lake: Lake, config: Config, clock: Clock = wall_clock) -> None:
         self.lake = lake
         self.config = config
         self.clock = clock
         self.times = StageTimes()
+        self._ids_cache = _LruCache(EVENT_ID_CACHE_BYTES)
 
     # -- entry points --------------------------------------------------------------------------
     def ingest_object(self, source: str, data: bytes, etag: str | None = None,
@@ -133,11 +163,13 @@ class Pipeline:
         new_writes = self._load_events("s3_writes", parsed.writes, name, out)
         new_logons = self._load_events("logons", parsed.logons, name, out)
         t0 = self.times.add("write", t0)
+        compacting = self.times.seconds.get("compact", 0.0)
         if new_writes.num_rows:
             self._attribute_and_alert(new_writes, name, summary, scope_events=None)
         if new_logons.num_rows:  # logons later than the report of the sessions they open
             self.recheck_logons(new_logons, f"logoncheck-{iid}", summary)
-        self.times.add("attribute", t0)
+        # the compactions of attributed_activity and alerts run in there: they count as "compact"
+        self.times.add("attribute", t0, minus=self.times.seconds.get("compact", 0.0) - compacting)
         # compact only once this object's outputs all exist: until then a retry after a crash must
         # find its own rows under its own file name, or it would take them for duplicates and never
         # attribute them (tests/hardening/test_atomicity.py)
@@ -153,11 +185,16 @@ class Pipeline:
         keep = np.ones(rows.num_rows, dtype=bool)
         for dt in pc.unique(dts).to_pylist():
             own = f"{self.lake.part_dir(table, dt)}/{name}.parquet"
-            others = [f for f in self.lake.files(table, dt) if f != own]
-            if not others:
+            in_dt = pc.equal(dts, dt)
+            ids = pc.unique(rows.column("event_id").filter(in_dt))
+            # which of these ids another file of the partition holds: each file's ids are looked up
+            # in the (small) set of the new ids -- hashing the day's ids into a set for every new
+            # file made the check quadratic in the day
+            found = [e.filter(pc.is_in(e, value_set=ids)) for e in self._event_ids(table, dt, own)]
+            if not found:
                 continue
-            existing = self.lake.read(table, columns=["event_id"], latest=False, files=others).column("event_id")
-            mask = pc.and_(pc.equal(dts, dt), pc.is_in(rows.column("event_id"), existing))
+            found_ids = pa.chunked_array([c for e in found for c in e.chunks], pa.string())
+            mask = pc.and_(in_dt, pc.is_in(rows.column("event_id"), value_set=found_ids))
             keep &= ~pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
         dup = int((~keep).sum())
         out.duplicates += dup
@@ -167,6 +204,28 @@ class Pipeline:
         self.lake.write_partitioned(table, name, rows, dts)
         out.written += rows.num_rows
         return rows
+
+    def _event_ids(self, table: str, dt: str, own: str) -> list[pa.ChunkedArray]:
+        """The ``event_id`` columns of the partition's files other than ``own``.  Those of compacted
+        files (written once, named after their inputs) are kept across calls, keyed by path, size and
+        modification time, up to ``EVENT_ID_CACHE_BYTES``."""
+        files, _ = self.lake.listing(table, dt)
+        out, rest = [], []
+        for f in files:
+            if f.path == own:
+                continue
+            if not posixpath.basename(f.path).startswith("compact-") or f.mtime_ns is None:
+                rest.append(f.path)
+                continue
+            key = (f.path, f.size, f.mtime_ns)
+            ids = self._ids_cache.get(key)
+            if ids is None:
+                ids = self.lake.read(table, columns=["event_id"], latest=False, files=[f.path]).column("event_id")
+                self._ids_cache.put(key, ids)
+            out.append(ids)
+        if rest:
+            out.append(self.lake.read(table, columns=["event_id"], latest=False, files=rest).column("event_id"))
+        return out
 
     # -- reports --------------------------------------------------------------------------------
     def _ingest_report(self, source: str, data: bytes, iid: str, kind: str | None,
@@ -245,9 +304,17 @@ class Pipeline:
             self.reattribute([d for d in (_dt(x) for x in range(first // DAY_MS, end // DAY_MS + 1)) if d in have],
                              name.replace("logoncheck-", "relogon-", 1), summary)
 
-    def _merge_alerts(self, raised: pa.Table, scope: list[str], rules_in_scope: list[str], dts: pa.Array,
-                      name: str, now: int, summary: IngestSummary | None) -> None:
-        prev = self.lake.read("alerts", pc.unique(dts).to_pylist())
+    def _merge_alerts(self, raised: pa.Table, scope: list[str] | pa.ChunkedArray | pa.Array,
+                      rules_in_scope: list[str], dts: pa.Array, name: str, now: int,
+                      summary: IngestSummary | None, whole_days: bool = False) -> None:
+        # only the previous versions of the alerts on these events matter (alert_id = H(rule, event),
+        # so every version of a raised alert carries its event_id): reading the whole day's alerts
+        # for every file made a day quadratic. ``whole_days``: the scope is every event of the days.
+        ids = None if whole_days else pc.unique(pa.concat_arrays([
+            _one_chunk(scope if isinstance(scope, pa.Array | pa.ChunkedArray) else pa.array(scope, pa.string())),
+            _one_chunk(raised.column("event_id"))]))
+        prev = self.lake.read("alerts", pc.unique(dts).to_pylist(),
+                              filter=None if ids is None else pc.field("event_id").isin(ids))
         prev = prev.drop_columns(["dt"]) if "dt" in prev.column_names else prev
         changed = rules.reconcile(prev, raised, scope, now, rules_in_scope=rules_in_scope)
         if changed.num_rows:
@@ -392,8 +459,8 @@ class Pipeline:
         if replace_files:
             self.lake.delete([f for f in replace_files if f not in written])
         raised = rules.write_alerts(res, self.config)
-        self._merge_alerts(raised, act.column("event_id").to_pylist(), list(rules.WRITE_RULES), dts, name, now,
-                           summary)
+        self._merge_alerts(raised, act.column("event_id"), list(rules.WRITE_RULES), dts, name, now, summary,
+                           whole_days=scope_events == "all")
         for dt in pc.unique(dts).to_pylist():
             self.maybe_compact("attributed_activity", dt)
 
@@ -405,24 +472,165 @@ class Pipeline:
 
     # -- compaction -----------------------------------------------------------------------------
     def maybe_compact(self, table: str, dt: str, force: bool = False) -> str | None:
-        files = self.lake.files(table, dt)
-        if len(files) < 2 or (not force and len(files) <= self.config.compact_threshold):
-            return None
-        return self.compact(table, dt, files)
+        """Compact the partition in tiers by size (see ``plan_compaction``): each merge rewrites a
+        bounded set of files, so a day's compactions rewrite each row O(log(day)) times, not once per
+        compaction.  ``force``: merge every file of the partition into one.  Returns the last file
+        written (None: nothing to do)."""
+        t0 = time.perf_counter()
+        try:
+            written = None
+            for _ in range(COMPACT_MAX_MERGES):
+                files = self._settle(table, dt)
+                if force:
+                    pick = files if len(files) >= 2 else None
+                else:
+                    pick = plan_compaction([PartFile(f.path, f.size or 0) for f in files],
+                                           self.config.compact_threshold, fanout=COMPACT_FANOUT,
+                                           unit=COMPACT_UNIT_BYTES,
+                                           max_bytes=int(self.config.compact_max_mb * (1 << 20)))
+                if not pick:
+                    break
+                chosen = {f.path for f in pick}
+                written = self._merge(table, dt, [f for f in files if f.path in chosen])
+                if force:
+                    break
+            return written
+        finally:
+            self.times.add("compact", t0)
 
     def compact(self, table: str, dt: str, files: list[str]) -> str:
-        data = self.lake.read(table, files=files, latest=True)
-        data = data.drop_columns(["dt"])
-        sort_keys = SORT_KEYS.get(table)
-        if sort_keys:
-            data = data.sort_by([(k, "ascending") for k in sort_keys])
-        from hashlib import blake2b
+        """Merge exactly ``files`` (of partition ``dt``) into one compacted file; returns its path."""
+        infos = self.lake.fs.get_file_info(list(files))
+        return self._merge(table, dt, infos)
 
-        name = "compact-" + blake2b("\n".join(posixpath.basename(f) for f in files).encode(),
-                                    digest_size=12).hexdigest()
-        path = self.lake.write_file(table, dt, name, data)
-        self.lake.delete([f for f in files if f != path])
+    def _settle(self, table: str, dt: str) -> list[pafs.FileInfo]:
+        """The partition's files, after finishing the deletions of any compaction that wrote its
+        output and died before deleting all of its inputs (its ``_compacting-*.json`` marker)."""
+        files, notes = self.lake.listing(table, dt)
+        present = {posixpath.basename(f.path): f for f in files}
+        for note_info in notes:
+            if not posixpath.basename(note_info.path).startswith(_MARKER):
+                continue
+            note = self.lake.get_json(note_info.path)
+            if isinstance(note, dict) and note.get("output") in present:
+                doomed = []
+                for item in note.get("inputs") or []:
+                    if not (isinstance(item, list) and len(item) == 3):
+                        continue
+                    name, size, mtime = item
+                    f = present.get(name)
+                    # delete an input only if it is still the file that was merged: a retry may
+                    # have rewritten it since (then it is merged again later; readers de-duplicate)
+                    if f is not None and name != note["output"] and f.size == size and f.mtime_ns == mtime:
+                        doomed.append(f.path)
+                        del present[name]
+                self.lake.delete(doomed)
+            # no output: the compaction died before writing it and its inputs are all still there
+            self.lake.delete([note_info.path])
+        return sorted(present.values(), key=lambda f: f.path)
+
+    def _merge(self, table: str, dt: str, files: list[pafs.FileInfo]) -> str:
+        paths = [f.path for f in files]
+        name = compact_name(paths)
+        # the marker is written first and removed last: a retry after a death between writing the
+        # output and deleting the inputs deletes them (see _settle) instead of merging them again
+        marker = f"{self.lake.part_dir(table, dt)}/{_MARKER}{name}.json"
+        self.lake.put_json(marker, {"output": f"{name}.parquet", "inputs": [
+            [posixpath.basename(f.path), f.size, f.mtime_ns] for f in files]})
+        data = self.lake.read(table, files=paths, latest=False).drop_columns(["dt"])
+        path = self.lake.write_file(table, dt, name, data, options=COMPACTED_WRITE_OPTIONS,
+                                    rows=compacted_order(data, table))
+        self.lake.delete([f for f in paths if f != path])
+        self.lake.delete([marker])
         return path
+
+
+#: compacted files are sorted by the table's lookup keys (row-group statistics prune lookups)
+COMPACT_SORT_KEYS: dict[str, tuple[str, ...]] = SORT_KEYS
+
+#: Size-tiered compaction (as in an LSM tree), per partition.  Tier 0: files under COMPACT_UNIT_BYTES,
+#: merged once more than ``config.compact_threshold`` of them pile up.  Tier t >= 1: files of
+#: [UNIT * FANOUT**(t-1), UNIT * FANOUT**t) bytes, merged once FANOUT of them are there into a file of
+#: a higher tier.  A merge reads at most ``config.compact_max_mb`` of Parquet (its memory: s3_writes
+#: decodes to ~25x its zstd Parquet size, and reading peaks at about twice that), so files about that
+#: large are final.  A row is rewritten about log_FANOUT(max / UNIT) + 1 times in all (twice with the
+#: defaults); compacting a day's whole partition each time rewrote it once per compaction of its day.
+COMPACT_UNIT_BYTES = 1 << 20
+COMPACT_FANOUT = 4
+COMPACT_MAX_BYTES = 8 << 20  # the default of ``config.compact_max_mb``
+COMPACT_MAX_MERGES = 8  # merges per ``maybe_compact`` call (a cascade up the tiers)
+_MARKER = "_compacting-"
+
+
+@dataclass(frozen=True)
+class PartFile:
+    path: str
+    size: int
+
+
+def compaction_tier(size: int, unit: int = COMPACT_UNIT_BYTES, fanout: int = COMPACT_FANOUT) -> int:
+    tier, bound = 0, unit
+    while size >= bound:
+        tier += 1
+        bound *= fanout
+    return tier
+
+
+def plan_compaction(files: list[PartFile], threshold: int, fanout: int = COMPACT_FANOUT,
+                    unit: int = COMPACT_UNIT_BYTES, max_bytes: int = COMPACT_MAX_BYTES) -> list[PartFile] | None:
+    """The files the next merge of a partition rewrites (None: none is due).
+
+    The lowest tier that is due (tier 0: more than ``threshold`` files; higher tiers: ``fanout``
+    files), its smallest files first, as many as fit in ``max_bytes`` (at most
+    ``max(threshold + 1, fanout)`` files), if that is at least two.  Deterministic in the names and
+    sizes, so a retry plans the same merges."""
+    tiers: dict[int, list[PartFile]] = {}
+    for f in files:
+        tiers.setdefault(compaction_tier(f.size, unit, fanout), []).append(f)
+    most = max(threshold + 1, fanout, 2)
+    for tier in sorted(tiers):
+        group = sorted(tiers[tier], key=lambda f: (f.size, f.path))
+        if len(group) < (max(threshold, 1) + 1 if tier == 0 else max(fanout, 2)):
+            continue
+        pick: list[PartFile] = []
+        total = 0
+        for f in group[:most]:
+            if pick and total + f.size > max_bytes:
+                break
+            pick.append(f)
+            total += f.size
+        if len(pick) >= 2:
+            return sorted(pick, key=lambda f: f.path)
+    return None
+
+
+def compact_name(paths: list[str]) -> str:
+    """``compact-<hash of the input names>``: a retry of the same merge writes the same file."""
+    from hashlib import blake2b
+
+    return "compact-" + blake2b("\n".join(posixpath.basename(f) for f in paths).encode(),
+                                digest_size=12).hexdigest()
+
+
+def compacted_order(t: pa.Table, table: str) -> np.ndarray:
+    """The rows of a compacted file, in order: those ``keep_latest(t)`` keeps, sorted by
+    ``COMPACT_SORT_KEYS`` (stably: exactly ``keep_latest(t).sort_by(keys)``).  Sorts key columns only."""
+    idx = latest_indices(t, table)
+    keys = COMPACT_SORT_KEYS.get(table)
+    if keys:
+        sub = t.select(list(keys))
+        if idx is not None:
+            sub = sub.take(pa.array(idx))
+        order = pc.sort_indices(sub, sort_keys=[(k, "ascending") for k in keys]).to_numpy()
+        idx = order if idx is None else idx[order]
+    return np.arange(t.num_rows, dtype=np.int64) if idx is None else idx
+
+
+def _one_chunk(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    col = col.cast(pa.string())
+    if isinstance(col, pa.Array):
+        return col
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
 def carry_previous(act: pa.Table, old: pa.Table) -> pa.Table:
