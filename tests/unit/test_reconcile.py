@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from auditcorr import rules
@@ -165,3 +167,31 @@ def test_merge_reads_only_the_alerts_it_needs_and_equals_a_merge_over_the_whole_
     assert seen and seen[0] < everything.num_rows  # not the whole day
     got = lake.read("alerts", files=[f"{lake.part_dir('alerts', dt)}/part-new.parquet"], latest=False)
     assert got.drop_columns(["dt"]).to_pylist() == want.to_pylist()
+
+
+def test_reading_only_the_row_groups_with_a_match_equals_the_filtered_read(tmp_path, monkeypatch):
+    from auditcorr import pipeline as pl
+
+    # small row groups in compacted files, so that a lookup reads some of them and skips others
+    monkeypatch.setattr(pl, "COMPACTED_WRITE_OPTIONS", {"compression": "zstd", "row_group_size": 40,
+                                                        "write_statistics": True})
+    lake = Lake.open(str(tmp_path / "lake"))
+    pipe = Pipeline(lake, Config(compact_threshold=3), clock=lambda: NOW_MS)
+    rng = random.Random(3)
+    days = ["2026-03-01", "2026-03-02"]
+    for f in range(9):
+        for dt in days:
+            rows = [_alert(rng, rng.randrange(300), rng.choice(RULES), True) for _ in range(60)]
+            if f == 4:
+                rows[0]["event_id"] = None
+            lake.write_file("alerts", dt, f"part-{f}", pa.Table.from_pylist(rows, schema=ALERTS))
+            pipe.maybe_compact("alerts", dt)
+    assert any(pq.ParquetFile(p).metadata.num_row_groups > 2 for p in lake.files("alerts"))
+    every = [f"ev-{e}" for e in range(300)]
+    cases = [[], ["nope"], every[:1], every[100:110], rng.sample(every, 40), every, [None, "ev-3"]]
+    for ids in cases:
+        values = pa.array(ids, pa.string())
+        for dts in (days[:1], days, ["2026-02-28"]):
+            want = lake.read("alerts", dts, filter=pc.field("event_id").isin(values))
+            got = pipe._read_where_in("alerts", dts, "event_id", values)
+            assert got.schema == want.schema and got.equals(want), (ids, dts)

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from . import rules
 from .attribution import DAY_MS, PENDING, SESSION_COLS, Coverage, attribute
@@ -26,7 +27,7 @@ from .counts import FileOutcome, IngestSummary
 from .ingest.cloudtrail import UnreadableObject, is_digest, is_insight, parse_cloudtrail
 from .ingest.usage import parse_usage_report, report_kind
 from .lake import COMPACTED_WRITE_OPTIONS, SORT_KEYS, Lake, input_id, keep_latest, latest_indices
-from .schemas import ALERTS, ATTRIBUTED_ACTIVITY, LIVE_POLLS, TS, conform
+from .schemas import ALERTS, ATTRIBUTED_ACTIVITY, LIVE_POLLS, TABLES, TS, conform
 from .timeparse import dt_column
 
 log = logging.getLogger("auditcorr")
@@ -80,7 +81,8 @@ def classify(source: str) -> str:
     return "cloudtrail"
 
 
-#: memory for the event ids of compacted files kept between CloudTrail files (the duplicate check)
+#: memory for the event ids of compacted files kept between CloudTrail files (the duplicate check,
+#: the alert merge)
 EVENT_ID_CACHE_BYTES = 64 << 20
 
 
@@ -88,15 +90,15 @@ class _LruCache:
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self.used = 0
-        self._items: OrderedDict[tuple[str, int | None, int | None], pa.ChunkedArray] = OrderedDict()
+        self._items: OrderedDict[tuple[str, int | None, int | None, str], pa.ChunkedArray] = OrderedDict()
 
-    def get(self, key: tuple[str, int | None, int | None]) -> pa.ChunkedArray | None:
+    def get(self, key: tuple[str, int | None, int | None, str]) -> pa.ChunkedArray | None:
         value = self._items.get(key)
         if value is not None:
             self._items.move_to_end(key)
         return value
 
-    def put(self, key: tuple[str, int | None, int | None], value: pa.ChunkedArray) -> None:
+    def put(self, key: tuple[str, int | None, int | None, str], value: pa.ChunkedArray) -> None:
         if value.nbytes > self.budget or key in self._items:
             return
         self._items[key] = value
@@ -206,26 +208,48 @@ class Pipeline:
         return rows
 
     def _event_ids(self, table: str, dt: str, own: str) -> list[pa.ChunkedArray]:
-        """The ``event_id`` columns of the partition's files other than ``own``.  Those of compacted
-        files (written once, named after their inputs) are kept across calls, keyed by path, size and
-        modification time, up to ``EVENT_ID_CACHE_BYTES``."""
+        """The ``event_id`` columns of the partition's files other than ``own``."""
         files, _ = self.lake.listing(table, dt)
-        out, rest = [], []
-        for f in files:
-            if f.path == own:
-                continue
-            if not posixpath.basename(f.path).startswith("compact-") or f.mtime_ns is None:
-                rest.append(f.path)
-                continue
-            key = (f.path, f.size, f.mtime_ns)
-            ids = self._ids_cache.get(key)
-            if ids is None:
-                ids = self.lake.read(table, columns=["event_id"], latest=False, files=[f.path]).column("event_id")
-                self._ids_cache.put(key, ids)
-            out.append(ids)
-        if rest:
-            out.append(self.lake.read(table, columns=["event_id"], latest=False, files=rest).column("event_id"))
-        return out
+        return [self._file_column(table, f, "event_id") for f in files if f.path != own]
+
+    def _file_column(self, table: str, f: pafs.FileInfo, column: str) -> pa.ChunkedArray:
+        """One column of one table file.  Those of compacted files (written once, named after their
+        inputs) are kept across calls, keyed by path, size and modification time, up to
+        ``EVENT_ID_CACHE_BYTES``: the next CloudTrail file's checks do not read them again."""
+        cacheable = posixpath.basename(f.path).startswith("compact-") and f.mtime_ns is not None
+        key = (f.path, f.size, f.mtime_ns, column)
+        col = self._ids_cache.get(key) if cacheable else None
+        if col is None:
+            col = self.lake.read(table, columns=[column], latest=False, files=[f.path]).column(column)
+            if cacheable:
+                self._ids_cache.put(key, col)
+        return col
+
+    def _read_where_in(self, table: str, dts: Iterable[str], column: str, values: pa.Array) -> pa.Table:
+        """``lake.read(table, dts, filter=pc.field(column).isin(values))`` (the same rows, in the same
+        order, latest per key), reading every column only of the row groups that hold a match: the
+        dataset filter decodes every column of every row group first, and a day's alerts are read
+        for every CloudTrail file."""
+        full = TABLES[table].append(pa.field("dt", pa.string()))
+        parts = []
+        for dt in sorted(set(dts)):
+            for f in self.lake.listing(table, dt)[0]:
+                hit = pc.is_in(self._file_column(table, f, column), value_set=values)
+                pos = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
+                if not len(pos):
+                    continue
+                with self.lake.fs.open_input_file(f.path) as fh:
+                    pf = pq.ParquetFile(fh)
+                    starts = np.cumsum([0] + [pf.metadata.row_group(i).num_rows
+                                              for i in range(pf.metadata.num_row_groups)])
+                    groups = np.unique(np.searchsorted(starts, pos, side="right") - 1).tolist()
+                    t = pf.read_row_groups(groups) if 2 * len(groups) <= pf.metadata.num_row_groups else pf.read()
+                t = t.filter(pc.is_in(t.column(column), value_set=values))
+                t = conform(t.append_column("dt", pa.array([dt] * t.num_rows, pa.string())), full)
+                parts.append(t)
+        if not parts:
+            return full.empty_table()
+        return keep_latest(pa.concat_tables(parts) if len(parts) > 1 else parts[0], table)
 
     # -- reports --------------------------------------------------------------------------------
     def _ingest_report(self, source: str, data: bytes, iid: str, kind: str | None,
@@ -313,8 +337,8 @@ class Pipeline:
         ids = None if whole_days else pc.unique(pa.concat_arrays([
             _one_chunk(scope if isinstance(scope, pa.Array | pa.ChunkedArray) else pa.array(scope, pa.string())),
             _one_chunk(raised.column("event_id"))]))
-        prev = self.lake.read("alerts", pc.unique(dts).to_pylist(),
-                              filter=None if ids is None else pc.field("event_id").isin(ids))
+        days = pc.unique(dts).to_pylist()
+        prev = self.lake.read("alerts", days) if ids is None else self._read_where_in("alerts", days, "event_id", ids)
         prev = prev.drop_columns(["dt"]) if "dt" in prev.column_names else prev
         changed = rules.reconcile(prev, raised, scope, now, rules_in_scope=rules_in_scope)
         if changed.num_rows:
