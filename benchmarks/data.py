@@ -27,7 +27,7 @@ def workdir(base: str | None = None) -> Path:
 def scale_world(base: Path, n_writes: int, n_sessions: int, records_per_file: int = 5000,
                 seed: int = 7) -> tuple[Any, float | None]:
     """(ScaleWorld, seconds it took to generate, or None when it came from the cache)."""
-    from auditcorr.demo.world import ScaleWorld, generate_scale
+    from auditcorr_sim import ScaleWorld, generate_scale
 
     root = base / f"world-{n_writes}-{n_sessions}-{records_per_file}-{seed}"
     marker = root / MARKER

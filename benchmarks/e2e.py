@@ -57,8 +57,10 @@ def child(world_root: str, lake_dir: str) -> dict[str, Any]:
                 extra[bucket] += time.perf_counter() - t0
         return wrapper
 
-    pl.rules.write_alerts = timing(rules.write_alerts, "alerts")  # type: ignore[attr-defined]
-    pl.Pipeline._merge_alerts = timing(pl.Pipeline._merge_alerts, "alerts")  # type: ignore[method-assign]
+    from auditcorr.pipeline.alert_merge import AlertMerge
+
+    rules.write_alerts = timing(rules.write_alerts, "alerts")  # type: ignore[method-assign]
+    AlertMerge.merge = timing(AlertMerge.merge, "alerts")  # type: ignore[method-assign]
     now = [DAY0_MS + 86_399_000]
     pipe = pl.Pipeline(Lake.open(lake_dir), Config(), clock=lambda: now[0])
     read = 0.0

@@ -105,7 +105,7 @@ def file_child(path: str, report_csv: str | None, step: str) -> dict[str, Any]:
             import aws_lambda_powertools  # noqa: F401
             import boto3  # noqa: F401
 
-            import auditcorr.adapters.aws.ingest  # noqa: F401
+            import auditcorr_aws.ingest  # noqa: F401
             out["libs_lambda_mb"] = mb(rss_bytes() - before)
         except Exception:  # noqa: BLE001 - informational
             out["libs_lambda_mb"] = None

@@ -27,8 +27,8 @@ import pyarrow.compute as pc
 
 from auditcorr.attribution import Coverage, attribute, candidate_pairs, classify_ips
 from auditcorr.config import Config
-from auditcorr.query.engine import fetch_arrow
 from auditcorr.schemas import LOGONS, S3_WRITES, SESSIONS, TS, conform
+from auditcorr_cli.query.engine import fetch_arrow
 
 from .common import (
     Report,

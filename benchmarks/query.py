@@ -2,7 +2,7 @@
 
 The lake is built the way the pipeline builds it: per day, attributed Arrow tables written through
 ``Lake.write_file`` as several files, then ``Pipeline.compact`` (sorted compacted files, zstd,
-row-group statistics).  Both questions run through ``auditcorr.query.analyst`` over ``LocalEngine``
+row-group statistics).  Both questions run through ``auditcorr_cli.query.analyst`` over ``LocalEngine``
 (DuckDB, one thread) exactly as the CLI runs them.
 
 Baselines, on the same engine and files, with every lookup predicate written so that nothing can be
@@ -190,8 +190,8 @@ def _runner(engine: Any, full: bool, log: list[str] | None = None) -> Callable[[
 
 def run(report: Report, base: Path, n_writes: int, n_sessions: int, runs: int, days: int = 10) -> dict[str, Any]:
     from auditcorr.lake import Lake
-    from auditcorr.query import analyst
-    from auditcorr.query.engine import LocalEngine
+    from auditcorr_cli.query import analyst
+    from auditcorr_cli.query.engine import LocalEngine
 
     section(f"4. Query: who --bucket --key and timeline --user on a {human(n_writes)}-write lake ({days} days)")
     root = base / f"lake-{n_writes}-{n_sessions}-{days}"

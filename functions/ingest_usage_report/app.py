@@ -4,7 +4,7 @@ Trigger: the usage-report queue (SQS, dead-letter queue + alarm), fed by an Even
 AppStream logs bucket (AppStream creates that bucket, so no SAM S3 event can target it) for keys
 under ``sessions/`` and ``applications/``; an EventBridge event also works as a direct invocation.
 Decode -> core pipeline -> batch response; the policy for failures is in
-``auditcorr.adapters.aws.ingest``.
+``auditcorr_aws.ingest``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from auditcorr.adapters.aws.envelopes import is_sqs_batch
-from auditcorr.adapters.aws.ingest import Ingestor, accept_bucket
+from auditcorr_aws.envelopes import is_sqs_batch
+from auditcorr_aws.ingest import Ingestor, accept_bucket
 
 logger = Logger()
 tracer = Tracer()

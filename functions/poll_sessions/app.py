@@ -5,19 +5,18 @@ one poll: ``DescribeSessions`` for every stack/fleet (configured, or discovered)
 authentication type, retried with backoff when throttled; a stack that still fails is recorded
 as failed and the others are stored. Writes ingested later are attributed against these
 observations within minutes, long before the usage report (which stays authoritative).
-The poll and its failure policy are in ``auditcorr.adapters.aws.appstream``.
+The poll and its failure policy are in ``auditcorr_aws.appstream``.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from auditcorr.adapters.aws.appstream import LivePoller
+from auditcorr_aws.appstream import LivePoller
 
 logger = Logger()
 tracer = Tracer()
@@ -34,7 +33,7 @@ def poller() -> LivePoller:
     """Built on first use (AppStream client, lake filesystem and config from the environment)."""
     global _poller
     if _poller is None:
-        _poller = LivePoller.from_env(os.environ, logger)
+        _poller = LivePoller.from_env(None, logger)
     return _poller
 
 

@@ -3,7 +3,7 @@
 Trigger: the alerts queue (SQS, dead-letter queue + alarm), fed by an EventBridge rule on the lake
 bucket for ``<prefix>/alerts/dt=*/*.parquet``; ``compact-*`` files (rows already announced) are
 skipped. The idempotency (DynamoDB) and the Security Hub switch are in
-``auditcorr.adapters.aws.alerts``.
+``auditcorr_aws.alerts``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from auditcorr.adapters.aws.alerts import AlertPublisher
-from auditcorr.adapters.aws.envelopes import is_sqs_batch
+from auditcorr_aws.alerts import AlertPublisher
+from auditcorr_aws.envelopes import is_sqs_batch
 
 logger = Logger()
 tracer = Tracer()

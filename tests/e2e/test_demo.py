@@ -8,9 +8,9 @@ import re
 
 from click.testing import CliRunner
 
-from auditcorr.cli import main
 from auditcorr.lake import Lake
-from auditcorr.query.engine import LocalEngine
+from auditcorr_cli.main import main
+from auditcorr_cli.query.engine import LocalEngine
 
 
 def test_the_demo_shows_attribution_alerts_who_and_a_query(tmp_path):

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from auditcorr.demo.run import DEMO_CONFIG, SimClock, ingest_world, make_poller
-from auditcorr.demo.world import generate_world
-from auditcorr.lake import Lake
+from auditcorr.lake import Lake, keep_latest
 from auditcorr.pipeline import Pipeline
-from auditcorr.rules import latest
+from auditcorr_sim import generate_world
+from auditcorr_sim.demo import DEMO_CONFIG, SimClock, ingest_world, make_poller
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def test_attribution_matches_ground_truth(ingested):
 
 def test_open_alerts_match_ground_truth(ingested):
     world, lake, _ = ingested
-    al = latest(lake.read("alerts").drop_columns(["dt"]))
+    al = keep_latest(lake.read("alerts").drop_columns(["dt"]), "alerts")
     write_rules = {"session_id_mismatch", "unknown_session_id", "credentials_outside_fleet", "unattributed_activity"}
     got = {(r["rule"], r["event_id"]) for r in al.to_pylist() if r["status"] == "open" and r["rule"] in write_rules}
     assert got == world.expected_alerts

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from auditcorr.adapters.aws.envelopes import ObjectRef, UnrecognisedMessage, decode, is_sqs_batch
-from auditcorr.adapters.aws.settings import Settings, config_from_env
 from auditcorr.config import ConfigError
+from auditcorr_aws.envelopes import ObjectRef, UnrecognisedMessage, decode, is_sqs_batch
+from auditcorr_aws.settings import Settings, config_from_env
 from tests.integration import scenario as sc
 
 S3 = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "eventTime": "2026-03-02T08:36:00Z",

@@ -3,7 +3,7 @@ re-attributes the writes it explains (and closes the alerts it contradicts)."""
 
 from __future__ import annotations
 
-from auditcorr.query.engine import LocalEngine
+from auditcorr_cli.query.engine import LocalEngine
 from tests.integration import aws
 from tests.integration import scenario as sc
 

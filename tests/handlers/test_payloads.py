@@ -71,7 +71,7 @@ def _fake_appstream(module) -> None:
     """The scenario's two sessions, live at the payload's time, behind the poller's client."""
     from datetime import datetime
 
-    from auditcorr.adapters.fake_appstream import FakeAppStream
+    from auditcorr_sim.fake_appstream import FakeAppStream
 
     now = int(datetime.fromisoformat(sc.payload("poll_sessions.json")["time"].replace("Z", "+00:00")).timestamp()
               * 1000)

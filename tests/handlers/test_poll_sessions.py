@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from botocore.stub import Stubber
 
-from auditcorr.adapters.aws.appstream import AUTH_TYPES, PAGE_LIMIT
-from auditcorr.adapters.aws.settings import LIVE_STACKS_ENV
-from auditcorr.adapters.fake_appstream import FakeAppStream
+from auditcorr_aws.appstream import AUTH_TYPES, PAGE_LIMIT
+from auditcorr_aws.settings import LIVE_STACKS_ENV
+from auditcorr_sim.fake_appstream import FakeAppStream
 from tests.integration import aws
 from tests.integration import scenario as sc
 

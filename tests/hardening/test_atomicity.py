@@ -60,14 +60,14 @@ def run_all(pipe) -> None:
 def clean(tmp_path_factory):
     pipe = new_pipe(tmp_path_factory.mktemp("clean") / "lake", CONFIG)
     calls = 0
-    real = pipe.lake._put_bytes
+    real = pipe.lake.put_bytes
 
     def counting(path, data):
         nonlocal calls
         calls += 1
         real(path, data)
 
-    pipe.lake._put_bytes = counting  # type: ignore[method-assign]
+    pipe.lake.put_bytes = counting  # type: ignore[method-assign]
     run_all(pipe)
     return snapshot(pipe.lake), calls
 
@@ -78,7 +78,7 @@ class Crash(Exception):
 
 def crashing_lake(lake: Lake, at: int, torn: bool) -> None:
     """Make the ``at``-th write die: before anything is written, or after half a temp file."""
-    real = lake._put_bytes
+    real = lake.put_bytes
     calls = 0
 
     def put_bytes(path, data):
@@ -93,7 +93,7 @@ def crashing_lake(lake: Lake, at: int, torn: bool) -> None:
             raise Crash(f"died at write {at}: {path}")
         real(path, data)
 
-    lake._put_bytes = put_bytes  # type: ignore[method-assign]
+    lake.put_bytes = put_bytes  # type: ignore[method-assign]
 
 
 def test_clean_run_writes_enough_to_crash_in_interesting_places(clean):
@@ -137,7 +137,7 @@ def test_sigkill_of_a_real_ingest_then_rerun_equals_a_clean_run(tmp_path, clean)
         p.write_bytes(data)
     lake_dir = tmp_path / "lake"
     script = (
-        "import sys; from auditcorr.cli import run_ingest; from tests.hardening.util import new_pipe;"
+        "import sys; from auditcorr_cli.main import run_ingest; from tests.hardening.util import new_pipe;"
         "from tests.hardening.test_atomicity import CONFIG;"
         f"run_ingest(new_pipe({str(lake_dir)!r}, CONFIG, {NOW_MS}), [{str(inbox)!r}])"
     )
@@ -173,14 +173,14 @@ def test_retry_after_a_crash_between_compaction_and_attribution_still_attributes
     lake_dir = tmp_path / "lake"
     pipe = new_pipe(lake_dir, CONFIG)
     pipe.ingest_object(ct_name(1), first)
-    real = pipe.lake._put_bytes
+    real = pipe.lake.put_bytes
 
     def die_before_attribution(path, data):
         if "/attributed_activity/" in path:
             raise Crash(path)
         real(path, data)
 
-    pipe.lake._put_bytes = die_before_attribution  # type: ignore[method-assign]
+    pipe.lake.put_bytes = die_before_attribution  # type: ignore[method-assign]
     with pytest.raises(Crash):
         pipe.ingest_object(ct_name(2), second)
     retry = new_pipe(lake_dir, CONFIG)

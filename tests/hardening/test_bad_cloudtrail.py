@@ -15,9 +15,9 @@ from datetime import datetime
 import pytest
 from click.testing import CliRunner
 
-from auditcorr.cli import main, run_ingest
 from auditcorr.config import Config
 from auditcorr.ingest.cloudtrail import parse_cloudtrail
+from auditcorr_cli.main import main, run_ingest
 from tests.factories import T0
 from tests.fixtures.bad import make_corpus as corpus
 from tests.hardening.util import CORPUS, alerts_view, by_event, new_pipe, quarantined

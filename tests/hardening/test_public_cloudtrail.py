@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
-from auditcorr.cli import run_ingest
 from auditcorr.config import Config
+from auditcorr_cli.main import run_ingest
 from tests.hardening.util import by_event, new_pipe, quarantined
 
 PUBLIC = Path(__file__).resolve().parents[1] / "fixtures" / "cloudtrail-public"

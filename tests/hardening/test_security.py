@@ -17,8 +17,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from auditcorr.cli import main
 from auditcorr.lake import Lake, LakePathError
+from auditcorr_cli.main import main
 from tests.factories import T0, put, report_csv, report_name, saml_logon, session_row, sid
 from tests.fixtures.bad import make_corpus as corpus
 from tests.hardening.util import new_pipe, quarantined, snapshot
@@ -109,8 +109,8 @@ def test_a_key_that_looks_like_sql_is_found_exactly(world):
 def test_every_injection_string_is_a_value_in_every_analyst_query(world):
     from datetime import UTC, datetime
 
-    from auditcorr.query import analyst
-    from auditcorr.query.engine import LocalEngine
+    from auditcorr_cli.query import analyst
+    from auditcorr_cli.query.engine import LocalEngine
 
     lake, before = world
     eng = LocalEngine(Lake.open(str(lake)))
@@ -213,7 +213,7 @@ def test_engine_cannot_reach_files_even_with_translated_sql(world, tmp_path):
     # defence in depth below the translator: the DuckDB connection itself refuses file access
     import duckdb
 
-    from auditcorr.query.engine import LocalEngine
+    from auditcorr_cli.query.engine import LocalEngine
 
     lake, _ = world
     secret = tmp_path / "secret.csv"

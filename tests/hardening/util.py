@@ -10,9 +10,8 @@ import orjson
 import pyarrow.parquet as pq
 
 from auditcorr.config import Config
-from auditcorr.lake import Lake
+from auditcorr.lake import Lake, keep_latest
 from auditcorr.pipeline import Pipeline
-from auditcorr.rules import latest
 from tests.factories import T0
 
 NOW_MS = int(T0.timestamp() * 1000) + 5 * 86_400_000  # five days after the world: reports are due
@@ -55,7 +54,7 @@ def alerts_view(lake: Lake, open_only: bool = False) -> set[tuple[Any, ...]]:
     t = lake.read("alerts")
     if t.num_rows == 0:
         return set()
-    t = latest(t.drop_columns(["dt"]))
+    t = keep_latest(t.drop_columns(["dt"]), "alerts")
     return {(r["alert_id"], r["rule"], r["status"]) for r in t.to_pylist()
             if not open_only or r["status"] == "open"}
 

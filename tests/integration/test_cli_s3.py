@@ -10,7 +10,7 @@ import boto3
 import requests
 from click.testing import CliRunner
 
-from auditcorr.cli import main
+from auditcorr_cli.main import main
 from tests.integration import aws
 from tests.integration import scenario as sc
 
@@ -86,7 +86,7 @@ def test_query_athena_runs_on_athena(fake_aws, monkeypatch):
 def test_athena_parameters_are_literals_never_sql(fake_aws):
     from datetime import UTC, datetime
 
-    from auditcorr.adapters.aws.athena import run_query, sql_literal
+    from auditcorr_aws.athena import run_query, sql_literal
 
     assert sql_literal("o'brien") == "'o''brien'"
     assert sql_literal(None) == "NULL"

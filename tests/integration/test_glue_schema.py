@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from auditcorr.lake import Lake
-from auditcorr.query.engine import LATEST_VIEWS, latest_view_sql
 from auditcorr.schemas import PARTITION_COLUMN, TABLES, schema_version
+from auditcorr_cli.query.engine import LATEST_VIEWS, latest_view_sql
 from tests.integration import aws
 from tests.integration import template as tplmod
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from auditcorr.adapters.aws.settings import CONFIG_ENV, config_from_env
-from auditcorr.query.engine import LocalEngine, latest_view_sql
+from auditcorr_aws.settings import CONFIG_ENV, config_from_env
+from auditcorr_cli.query.engine import LocalEngine, latest_view_sql
 from tests.integration import aws
 from tests.integration import scenario as sc
 from tests.integration import template as tplmod
@@ -207,6 +207,26 @@ def test_globals_env_builds_the_core_config():
             defaults.logon_mismatch_window_seconds) == (180, 12.0, 300)  # the template defaults = the core's
 
 
+def test_template_defaults_are_the_configuration_defaults():
+    """A default lives in one place (``auditcorr.config.Config``): every configuration variable in the
+    functions' environment comes from a template parameter whose default gives the core's default."""
+    from dataclasses import fields
+
+    from auditcorr.config import Config
+
+    globals_env = TPL["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(CONFIG_ENV) <= set(globals_env), "every configuration variable is set for the functions"
+    given = {"AttributedRoleArns": "roles", "FleetCidrs": "fleet_cidrs"}  # deployment-specific, required
+    refs = {"LakeBucket": "b", "AlertsTopic": "t", "IdempotencyTable": "i", "AWS::AccountId": "1"}
+    d = aws.Deployment("http://unused", "t", "", TPL, {k: v for k, v in aws.PARAMS.items() if k in given}, refs)
+    got = config_from_env(d.function_env("IngestCloudTrailFunction"))
+    want = Config()
+    skip = set(given.values()) | {"severity", "disabled_rules", "live_stacks"}
+    for f in fields(Config):
+        if f.name not in skip:
+            assert getattr(got, f.name) == getattr(want, f.name), f.name
+
+
 @pytest.mark.parametrize("function", ["IngestCloudTrailFunction", "IngestUsageReportFunction",
                                       "PublishAlertsFunction"])
 def test_sqs_triggers_report_batch_item_failures_and_queues_have_dlq_and_alarm(function):
@@ -250,7 +270,7 @@ def named_queries() -> dict[str, str]:
 
 def test_named_queries_for_the_analysts_questions():
     assert {"who-wrote-this-object", "user-timeline", "open-alerts", "writes-still-pending"} <= set(named_queries())
-    from auditcorr.query import analyst
+    from auditcorr_cli.query import analyst
 
     body = re.sub(r"^--.*\n", "", named_queries()["user-timeline"], flags=re.M)
     assert body.split() == analyst.positional(analyst.TIMELINE_SQL)[0].split()
@@ -274,7 +294,7 @@ def local_lake(tmp_path_factory):
 
 
 def test_named_queries_run_and_answer(local_lake):
-    from auditcorr.query import analyst
+    from auditcorr_cli.query import analyst
 
     eng = LocalEngine(local_lake)
     q = named_queries()

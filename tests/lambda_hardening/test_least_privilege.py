@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from botocore.stub import Stubber
 
-from auditcorr.adapters.aws.appstream import AUTH_TYPES, PAGE_LIMIT
+from auditcorr_aws.appstream import AUTH_TYPES, PAGE_LIMIT
 from tests.integration import aws
 from tests.integration import scenario as sc
 from tests.lambda_hardening import iam
@@ -102,7 +102,7 @@ def test_live_polls_on_an_empty_lake_and_through_compaction_need_only_their_poli
 def test_discovery_calls_only_the_four_appstream_actions_the_policy_grants(deployment):
     """The poller's discovery path, against the real AppStream API model (a Stubber validates every
     request against botocore's service model): only the granted actions are called."""
-    from auditcorr.adapters.aws import appstream
+    from auditcorr_aws import appstream
 
     client = appstream.appstream_client(region=aws.REGION)
     seen: list[str] = []

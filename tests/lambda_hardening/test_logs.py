@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 
-from auditcorr.adapters.fake_appstream import FakeAppStream
+from auditcorr_sim.fake_appstream import FakeAppStream
 from tests import factories as f
 from tests.integration import aws
 from tests.integration import scenario as sc

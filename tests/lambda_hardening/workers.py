@@ -52,7 +52,7 @@ def die_in_the_middle_of_a_write(env: dict[str, str], function: str, event: dict
     module, h = _load(function, env)
     lake = module.ingestor().pipeline.lake
     count = [0]
-    real = lake._put_bytes
+    real = lake.put_bytes
 
     def put_bytes(path: str, data: bytes) -> None:
         count[0] += 1
@@ -64,6 +64,6 @@ def die_in_the_middle_of_a_write(env: dict[str, str], function: str, event: dict
         out.flush()
         os.kill(os.getpid(), signal.SIGKILL)
 
-    lake._put_bytes = put_bytes
+    lake.put_bytes = put_bytes
     h(event, aws.FakeContext())
     os._exit(3)  # fewer writes than nth: the parent sees the exit code

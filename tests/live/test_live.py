@@ -315,7 +315,7 @@ def test_pipeline_session_window_uses_observed_windows(pipe, clock):
     pipe.ingest_live([s], T, [PAIR])
     pipe.ingest_live([], T + MIN, [PAIR])
     clock.ms = T + 2 * MIN
-    sessions, source = pipe.session_window([T // 86_400_000])
+    sessions, source = pipe.inputs.session_window([T // 86_400_000])
     rows = [r for r in sessions.to_pylist() if r["session_id"] == s["Id"]]
     assert len(rows) == 1
     assert rows[0]["session_end_time"] == T0 + timedelta(minutes=1)

@@ -14,12 +14,12 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
 from auditcorr import live
-from auditcorr.adapters.aws import appstream
-from auditcorr.adapters.aws.appstream import AUTH_TYPES, Backoff, poll
-from auditcorr.adapters.fake_appstream import FakeAppStream, FakeSession, poll_fake
 from auditcorr.config import Config
 from auditcorr.lake import Lake
 from auditcorr.pipeline import Pipeline
+from auditcorr_aws import appstream
+from auditcorr_aws.appstream import AUTH_TYPES, Backoff, poll
+from auditcorr_sim.fake_appstream import FakeAppStream, FakeSession, poll_fake
 from tests.factories import T0
 from tests.live.test_live import api_session
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from auditcorr.lake import Lake, keep_latest
-from auditcorr.query import analyst
-from auditcorr.query.engine import LocalEngine
+from auditcorr_cli.query import analyst
+from auditcorr_cli.query.engine import LocalEngine
 from tests.factories import T0, put, report_csv, report_name, session_row, sid, trail
 
 IP, IP2 = "10.40.0.17", "10.40.0.18"
@@ -106,9 +106,9 @@ def test_the_views_and_the_lookups_agree_on_a_generated_world(tmp_path):
     """Every user of a generated world (live observations turning into report attributions,
     multi-session hosts, disguised sessions, late files): the pruned timeline equals the reference
     and the one-statement form; every object's ``who`` equals the latest attribution."""
-    from auditcorr.demo.run import DEMO_CONFIG, SimClock, ingest_world, make_poller
-    from auditcorr.demo.world import generate_world
     from auditcorr.pipeline import Pipeline
+    from auditcorr_sim import generate_world
+    from auditcorr_sim.demo import DEMO_CONFIG, SimClock, ingest_world, make_poller
 
     world = generate_world(tmp_path / "in", seed=5, n_users=12, days=1)
     lake = Lake.open(str(tmp_path / "lake"))

@@ -1,15 +1,26 @@
-"""The core imports no AWS SDK, awswrangler or Powertools (only adapters at the edge may)."""
+"""Package boundaries (docs/architecture.md).
+
+- ``auditcorr`` (the pure core) imports no AWS SDK, awswrangler or Powertools, and none of the
+  other three packages: adapters, shell and simulation depend on the core, never the reverse.
+- ``auditcorr_aws`` (the adapters, shipped in the Lambda layer beside the core) never imports the
+  shell or the simulation.
+- The Lambda layer folder holds exactly the two product packages: the simulation is not shipped.
+"""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-CORE = Path(__file__).resolve().parents[2] / "layers" / "core" / "auditcorr"
-FORBIDDEN = ("boto3", "botocore", "awswrangler", "aws_lambda_powertools")
+ROOT = Path(__file__).resolve().parents[2]
+LAYER = ROOT / "layers" / "core"
+CORE = LAYER / "auditcorr"
+ADAPTERS = LAYER / "auditcorr_aws"
+AWS_LIBRARIES = {"boto3", "botocore", "awswrangler", "aws_lambda_powertools"}
 
 
 def imports(path: Path) -> set[str]:
+    """Top-level names of every absolute import in a file (lazy imports inside functions too)."""
     tree = ast.parse(path.read_text())
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -20,22 +31,29 @@ def imports(path: Path) -> set[str]:
     return names
 
 
-def test_core_modules_import_no_aws_sdk():
-    offenders = {}
-    for path in CORE.rglob("*.py"):
-        rel = path.relative_to(CORE)
-        if rel.parts[:2] == ("adapters", "aws"):
-            continue
-        bad = imports(path) & set(FORBIDDEN)
+def offenders(package: Path, forbidden: set[str]) -> dict[str, list[str]]:
+    out = {}
+    for path in package.rglob("*.py"):
+        bad = imports(path) & forbidden
         if bad:
-            offenders[str(rel)] = sorted(bad)
-    assert offenders == {}
+            out[str(path.relative_to(ROOT))] = sorted(bad)
+    return out
+
+
+def test_core_imports_no_aws_library_and_no_outer_package():
+    assert offenders(CORE, AWS_LIBRARIES | {"auditcorr_aws", "auditcorr_cli", "auditcorr_sim"}) == {}
+
+
+def test_adapters_import_neither_shell_nor_simulation():
+    assert offenders(ADAPTERS, {"auditcorr_cli", "auditcorr_sim"}) == {}
 
 
 def test_the_check_sees_adapters():
-    # guard against a vacuous pass: the AWS adapters do import boto3 or powertools
-    aws = CORE / "adapters" / "aws"
-    found = set()
-    for path in aws.rglob("*.py"):
-        found |= imports(path) & set(FORBIDDEN)
-    assert found, "expected the AWS adapters to import an AWS library"
+    # guard against a vacuous pass: the AWS adapters do import boto3 or powertools, and the core
+    assert offenders(ADAPTERS, AWS_LIBRARIES), "expected the AWS adapters to import an AWS library"
+    assert offenders(ADAPTERS, {"auditcorr"})
+
+
+def test_the_layer_ships_only_the_product():
+    packages = sorted(p.name for p in LAYER.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    assert packages == ["auditcorr", "auditcorr_aws"]

@@ -22,10 +22,11 @@ def activity(lake):
 
 def alerts(lake, status="open"):
     t = lake.read("alerts")
-    from auditcorr.rules import WRITE_RULES, latest
+    from auditcorr.lake import keep_latest
+    from auditcorr.rules import WRITE_RULES
 
     # the write rules only: the logon cross-check has its own tests (tests/live)
-    return {(r["rule"], r["key"]): r for r in latest(t.drop_columns(["dt"])).to_pylist()
+    return {(r["rule"], r["key"]): r for r in keep_latest(t.drop_columns(["dt"]), "alerts").to_pylist()
             if (status is None or r["status"] == status) and r["rule"] in WRITE_RULES}
 
 
@@ -235,12 +236,12 @@ def test_input_order_does_not_change_result(tmp_path, clock):
         act = lk.read("attributed_activity")
         results.append(sorted((r["event_id"], r["status"], r["session_id"]) for r in act.to_pylist()))
         al = lk.read("alerts")
-        from auditcorr.rules import latest
+        from auditcorr.lake import keep_latest
 
         # open alerts are order-independent (a closed one may exist only where it was raised early)
         results.append(sorted((r["alert_id"], r["rule"])
-                              for r in latest(al.drop_columns(["dt"])).to_pylist() if r["status"] == "open"
-                              and r["rule"] != "session_without_logon"))
+                              for r in keep_latest(al.drop_columns(["dt"]), "alerts").to_pylist()
+                              if r["status"] == "open" and r["rule"] != "session_without_logon"))
     assert results[0] == results[2] == results[4]
     assert results[1] == results[3] == results[5]
 

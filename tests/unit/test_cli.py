@@ -8,7 +8,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from auditcorr.cli import main
+from auditcorr_cli.main import main
 from tests.factories import T0, put, report_csv, saml_logon, session_row, sid, trail
 
 IP = "10.40.0.17"

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from auditcorr import pipeline as pl
 from auditcorr.config import Config
 from auditcorr.lake import COMPACTED_WRITE_OPTIONS, Lake, keep_latest
 from auditcorr.pipeline import COMPACT_SORT_KEYS, PartFile, Pipeline, compacted_order, compaction_tier, plan_compaction
+from auditcorr.pipeline import compaction as pl
 from auditcorr.schemas import ALERTS, ROW_KEYS, S3_WRITES, TABLES, conform
 from tests.factories import ct_name, put, trail
 
@@ -115,13 +115,13 @@ def small_tiers(monkeypatch):
 def merges_of(pipe: Pipeline, monkeypatch) -> list[tuple[int, int]]:
     """(files, bytes) of every merge the pipeline does from now on."""
     seen: list[tuple[int, int]] = []
-    real = pipe._merge
+    real = pipe.compactor._merge
 
     def merge(table, dt, files):
         seen.append((len(files), sum(f.size for f in files)))
         return real(table, dt, files)
 
-    monkeypatch.setattr(pipe, "_merge", merge)
+    monkeypatch.setattr(pipe.compactor, "_merge", merge)
     return seen
 
 
@@ -279,14 +279,14 @@ def test_a_compaction_that_died_before_its_output_leaves_the_inputs(tmp_path, mo
     for i in range(5):
         lake.write_file("alerts", DT, f"part-{i}", alert_rows(rng, 30, i))
     before = lake.read("alerts")
-    real = lake._put_bytes
+    real = lake.put_bytes
 
     def die_on_parquet(path, data):
         if path.endswith(".parquet"):
             raise Crash(path)
         real(path, data)
 
-    monkeypatch.setattr(lake, "_put_bytes", die_on_parquet)
+    monkeypatch.setattr(lake, "put_bytes", die_on_parquet)
     with pytest.raises(Crash):
         pipe.maybe_compact("alerts", DT)
     monkeypatch.undo()
@@ -322,9 +322,9 @@ def test_cached_event_ids_follow_a_rewritten_compacted_file(tmp_path):
     pipe = Pipeline(lake, Config(), clock=lambda: 0)
     rng = random.Random(9)
     path = lake.write_file("s3_writes", DT, "compact-0123", s3_rows(rng, ["ev-1", "ev-2"]))
-    ids = lambda: sorted(i for c in pipe._event_ids("s3_writes", DT, "-") for i in c.to_pylist())  # noqa: E731
+    ids = lambda: sorted(i for c in pipe.columns.event_ids("s3_writes", DT, "-") for i in c.to_pylist())  # noqa: E731
     assert ids() == ["ev-1", "ev-2"]
-    assert ids() == ["ev-1", "ev-2"] and pipe._ids_cache.used > 0
+    assert ids() == ["ev-1", "ev-2"] and pipe.columns.cache.currsize > 0
     lake.write_file("s3_writes", DT, "compact-0123", s3_rows(rng, ["ev-1"]))
     os.utime(path, ns=(1, 1))  # whatever the clock's resolution: another modification time
     assert ids() == ["ev-1"]

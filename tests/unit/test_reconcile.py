@@ -161,7 +161,7 @@ def test_merge_reads_only_the_alerts_it_needs_and_equals_a_merge_over_the_whole_
 
     monkeypatch.setattr(lake, "read", read)
     merger = Pipeline(lake, Config(compact_threshold=1000), clock=lambda: NOW_MS)  # keep part-new as is
-    merger._merge_alerts(rules.conform(raised, rules.ALERT_IN), scope, list(rules.WRITE_RULES),
+    merger.alerts.merge(rules.conform(raised, rules.ALERT_IN), scope, list(rules.WRITE_RULES),
                          dt_column(raised.column("event_time")), "part-new", NOW_MS, None)
     monkeypatch.undo()
     assert seen and seen[0] < everything.num_rows  # not the whole day
@@ -170,7 +170,7 @@ def test_merge_reads_only_the_alerts_it_needs_and_equals_a_merge_over_the_whole_
 
 
 def test_reading_only_the_row_groups_with_a_match_equals_the_filtered_read(tmp_path, monkeypatch):
-    from auditcorr import pipeline as pl
+    from auditcorr.pipeline import compaction as pl
 
     # small row groups in compacted files, so that a lookup reads some of them and skips others
     monkeypatch.setattr(pl, "COMPACTED_WRITE_OPTIONS", {"compression": "zstd", "row_group_size": 40,
@@ -193,5 +193,5 @@ def test_reading_only_the_row_groups_with_a_match_equals_the_filtered_read(tmp_p
         values = pa.array(ids, pa.string())
         for dts in (days[:1], days, ["2026-02-28"]):
             want = lake.read("alerts", dts, filter=pc.field("event_id").isin(values))
-            got = pipe._read_where_in("alerts", dts, "event_id", values)
+            got = pipe.alerts.read_where_in("alerts", dts, "event_id", values)
             assert got.schema == want.schema and got.equals(want), (ids, dts)

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from auditcorr.query.trino import UnsupportedSQL, translate
+from auditcorr_cli.query.trino import UnsupportedSQL, translate
 
 
 def ts(*parts: int) -> datetime:

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from auditcorr.demo.world import (
+from auditcorr_sim import (
     AMBIGUOUS,
     APP_COLUMNS,
     ATTRIBUTED,

@@ -101,7 +101,7 @@ class Config:
     compact_threshold: int = 16
     #: most Parquet a single merge reads (MiB): its memory is ~50x that for s3_writes (Arrow
     #: decoding), so this must fit the ingest function's memory; files this large are final
-    compact_max_mb: float = 8.0
+    compact_max_mb: float = 8.0  # the one place of this default (the template and docs say "8")
     # live verification (AppStream API)
     live_freshness_seconds: int = 180
     live_stacks: tuple[tuple[str, str], ...] = ()  # (stack, fleet) pairs; empty: discover
@@ -129,6 +129,11 @@ class Config:
         return rule not in self.disabled_rules
 
 
+def defaults() -> Config:
+    """The configuration with every default (what an empty file gives)."""
+    return Config()
+
+
 def _tuple_of_str(section: dict[str, Any], key: str, where: str, default: tuple[str, ...]) -> tuple[str, ...]:
     if key not in section:
         return default
@@ -145,6 +150,10 @@ def _number(section: dict[str, Any], key: str, where: str, default: float) -> fl
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{where}.{key} must be a number")
     return value
+
+
+#: the defaults, declared once (the dataclass above); a file that omits a key gets the same value
+_D = Config()
 
 
 def from_mapping(data: dict[str, Any]) -> Config:
@@ -171,25 +180,26 @@ def from_mapping(data: dict[str, Any]) -> Config:
             raise ConfigError("live.stacks entries need 'stack' and 'fleet'")
         stacks.append((str(item["stack"]), str(item["fleet"])))
     return Config(
-        tolerance_seconds=int(_number(att, "tolerance_seconds", "attribution", 60)),
-        roles=_tuple_of_str(att, "roles", "attribution", DEFAULT_ROLES),
-        fleet_cidrs=_tuple_of_str(att, "fleet_cidrs", "attribution", DEFAULT_FLEET_CIDRS),
-        nat_cidrs=_tuple_of_str(att, "nat_cidrs", "attribution", ()),
-        max_session_hours=float(_number(att, "max_session_hours", "attribution", 16.0)),
-        report_grace_hours=float(_number(att, "report_grace_hours", "attribution", 48.0)),
-        write_events=_tuple_of_str(ing, "write_events", "ingest", DEFAULT_WRITE_EVENTS),
-        logon_events=_tuple_of_str(ing, "logon_events", "ingest", DEFAULT_LOGON_EVENTS),
+        tolerance_seconds=int(_number(att, "tolerance_seconds", "attribution", _D.tolerance_seconds)),
+        roles=_tuple_of_str(att, "roles", "attribution", _D.roles),
+        fleet_cidrs=_tuple_of_str(att, "fleet_cidrs", "attribution", _D.fleet_cidrs),
+        nat_cidrs=_tuple_of_str(att, "nat_cidrs", "attribution", _D.nat_cidrs),
+        max_session_hours=float(_number(att, "max_session_hours", "attribution", _D.max_session_hours)),
+        report_grace_hours=float(_number(att, "report_grace_hours", "attribution", _D.report_grace_hours)),
+        write_events=_tuple_of_str(ing, "write_events", "ingest", _D.write_events),
+        logon_events=_tuple_of_str(ing, "logon_events", "ingest", _D.logon_events),
         claim=ClaimSpec.parse(
-            str(claims.get("session_id", "role_session_name")), str(claims.get("pattern", DEFAULT_CLAIM_PATTERN))
+            str(claims.get("session_id", _D.claim.source)), str(claims.get("pattern", _D.claim.pattern))
         ),
         severity=severity,
         disabled_rules=tuple(disabled),
-        compact_threshold=int(_number(lake, "compact_threshold", "lake", 16)),
-        compact_max_mb=float(_number(lake, "compact_max_mb", "lake", 8.0)),
-        live_freshness_seconds=int(_number(live, "freshness_seconds", "live", 180)),
+        compact_threshold=int(_number(lake, "compact_threshold", "lake", _D.compact_threshold)),
+        compact_max_mb=float(_number(lake, "compact_max_mb", "lake", _D.compact_max_mb)),
+        live_freshness_seconds=int(_number(live, "freshness_seconds", "live", _D.live_freshness_seconds)),
         live_stacks=tuple(stacks),
-        logon_window_hours=float(_number(lcheck, "window_hours", "logon_check", 12.0)),
-        logon_mismatch_window_seconds=int(_number(lcheck, "mismatch_window_seconds", "logon_check", 300)),
+        logon_window_hours=float(_number(lcheck, "window_hours", "logon_check", _D.logon_window_hours)),
+        logon_mismatch_window_seconds=int(
+            _number(lcheck, "mismatch_window_seconds", "logon_check", _D.logon_mismatch_window_seconds)),
     )
 
 

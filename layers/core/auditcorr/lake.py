@@ -17,11 +17,11 @@ import hashlib
 import posixpath
 import re
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import cachetools
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -60,6 +60,17 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
 COMPACTED_WRITE_OPTIONS = {"compression": "zstd", "row_group_size": 16 * 1024, "write_statistics": True}
 
 
+def byte_budget_cache(budget: int) -> cachetools.LRUCache:
+    """An LRU cache of Arrow tables or arrays holding at most ``budget`` bytes of them."""
+    return cachetools.LRUCache(maxsize=max(budget, 1), getsizeof=lambda v: v.nbytes)
+
+
+def cache_put(cache: cachetools.LRUCache, key: Any, value: Any) -> None:
+    """Keep ``value`` unless it alone is larger than the whole budget."""
+    if value.nbytes <= cache.maxsize:
+        cache[key] = value
+
+
 class LakePathError(ValueError):
     """A name would escape the lake or is not a valid partition/file name."""
 
@@ -84,8 +95,10 @@ class Lake:
     #: (path, mtime, size), so a cached copy is exact; the local CLI turns it on (ingesting a folder
     #: re-reads the same small session/logon/poll files for every CloudTrail file).
     cache_bytes: int = 0
-    _cache: OrderedDict[tuple[Any, ...], pa.Table] = field(default_factory=OrderedDict, repr=False)
-    _cached: int = field(default=0, repr=False)
+    _cache: cachetools.LRUCache = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._cache = byte_budget_cache(self.cache_bytes)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -131,7 +144,8 @@ class Lake:
         return posixpath.join(self.base, "_state", *parts)
 
     # -- low-level I/O ------------------------------------------------------------------------
-    def _put_bytes(self, path: str, data: bytes) -> None:
+    def put_bytes(self, path: str, data: bytes) -> None:
+        """Write ``path`` (any object under the lake, e.g. a quarantined input), atomically."""
         parent = posixpath.dirname(path)
         self.fs.create_dir(parent, recursive=True)
         if self.is_local:
@@ -154,7 +168,7 @@ class Lake:
         return self.fs.get_file_info(path).type != pafs.FileType.NotFound
 
     def put_json(self, path: str, obj: object) -> None:
-        self._put_bytes(path, orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+        self.put_bytes(path, orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
 
     def get_json(self, path: str) -> object | None:
         raw = self.get_bytes(path)
@@ -188,7 +202,7 @@ class Lake:
                 for i in range(0, len(rows), step):
                     writer.write_table(data.take(pa.array(rows[i:i + step])), row_group_size=group)
         path = f"{self.part_dir(table, dt)}/{name}.parquet"
-        self._put_bytes(path, sink.getvalue().to_pybytes())
+        self.put_bytes(path, sink.getvalue().to_pybytes())
         return path
 
     def write_partitioned(self, table: str, name: str, data: pa.Table, dts: pa.Array) -> list[str]:
@@ -298,13 +312,7 @@ class Lake:
                     t = t.append_column(PARTITION_COLUMN, pa.array([dt] * t.num_rows, pa.string()))
                 if need is not None:
                     t = t.select(need)
-                self._cache[key] = t
-                self._cached += t.nbytes
-                while self._cached > self.cache_bytes and self._cache:
-                    _, old = self._cache.popitem(last=False)
-                    self._cached -= old.nbytes
-            else:
-                self._cache.move_to_end(key)
+                cache_put(self._cache, key, t)
             parts.append(t)
         out = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         return out.filter(filter) if filter is not None else out

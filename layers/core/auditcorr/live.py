@@ -1,6 +1,6 @@
 """Live AppStream observations: poll snapshots -> ``live_sessions`` rows -> observed session windows.
 
-Pure: no AWS SDK.  The poller (``adapters/aws/appstream.py`` or the fake) hands over the session
+Pure: no AWS SDK.  The poller (``auditcorr_aws/appstream.py`` or the fake) hands over the session
 dicts exactly as ``DescribeSessions`` returns them; this module turns them into Arrow.
 
 How a window is derived (``observed_windows``)
@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .attribution import SESSION_COLS
+from .attribution.model import SESSION_COLS
 from .schemas import LIVE_SESSIONS, TS
 
 Pair = tuple[str, str]

@@ -242,14 +242,3 @@ def _replace(t: pa.Table, cols: dict[str, Any]) -> pa.Table:
         t = t.set_column(i, t.schema.field(i), col)
     return t
 
-
-def latest(alerts: pa.Table) -> pa.Table:
-    """Keep the latest row (by ``updated_at``) per ``alert_id``."""
-    if alerts.num_rows == 0:
-        return alerts
-    order = pc.sort_indices(alerts, sort_keys=[("alert_id", "ascending"), ("updated_at", "descending")])
-    s = alerts.take(order)
-    ids = s.column("alert_id").to_numpy(zero_copy_only=False)
-    first = np.ones(len(ids), dtype=bool)
-    first[1:] = ids[1:] != ids[:-1]
-    return s.filter(pa.array(first))

@@ -136,3 +136,13 @@ def day_of_ms(ms: int) -> str:
 def dt_column(ts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """The ``dt`` partition value (``YYYY-MM-DD``, UTC) of a timestamp column."""
     return pc.strftime(ts, format="%Y-%m-%d")
+
+
+def day_number(dt: str) -> int:
+    """Days since the epoch of a ``YYYY-MM-DD`` partition value."""
+    return int(np.datetime64(dt, "D").astype(np.int64))
+
+
+def day_string(day: int) -> str:
+    """The ``YYYY-MM-DD`` partition value of a day number (days since the epoch)."""
+    return str(np.datetime64(day, "D"))

@@ -9,7 +9,6 @@ earlier in the same object), skipped (not a write or logon event) or rejected wi
 from __future__ import annotations
 
 import gzip
-import ipaddress
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -362,13 +361,3 @@ def _to_table(rows: list[dict[str, Any]], schema: pa.Schema, outcome: FileOutcom
         keep = pa.array([i not in set(bad) for i in range(table.num_rows)])
         table = table.filter(keep)
     return table
-
-
-def valid_ip(text: str | None) -> bool:
-    if not text:
-        return False
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

@@ -89,15 +89,6 @@ _array = msgspec.json.Decoder(list[_Record])
 _bucket_key = msgspec.json.Decoder(_BucketKey)
 
 
-def _raw_json(raw: msgspec.Raw) -> str | None:
-    b = bytes(raw)
-    if b in (b"null", b""):
-        return None
-    # re-serialise with sorted keys only when needed for a stable form: we keep the original
-    # text, which is valid JSON and what CloudTrail delivered
-    return b.decode()
-
-
 def _role(ident: _Identity) -> tuple[str | None, str | None, str | None]:
     """(role_arn, role_session_name, source_identity), exactly as cloudtrail._principal does."""
     sc = ident.sessionContext
@@ -222,13 +213,6 @@ _ROW_FIELDS = ("event_id", "event_time", "event_name", "event_source", "aws_regi
                "bucket", "key", "source_ip", "vpc_endpoint_id", "principal_type", "principal_arn", "principal_id",
                "principal_account_id", "role_arn", "role_session_name", "source_identity", "access_key_id",
                "user_agent", "error_code", "request_parameters", "additional_event_data")
-
-
-def _sorted_json(raw: bytes) -> str | None:
-    """The same canonical JSON text the generic path writes (sorted keys, compact)."""
-    if raw in (b"null", b""):
-        return None
-    return orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS).decode()
 
 
 _BLOBS = ("requestParameters", "responseElements", "additionalEventData")

@@ -7,11 +7,12 @@ the same TOML-shaped mapping that ``auditcorr.config.from_mapping`` validates fo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ...config import Config, ConfigError, from_mapping
+from auditcorr.config import Config, ConfigError, from_mapping
 
 #: environment variable -> (TOML section, key, kind)
 CONFIG_ENV: dict[str, tuple[str, str, str]] = {
@@ -24,14 +25,25 @@ CONFIG_ENV: dict[str, tuple[str, str, str]] = {
     "AUDITCORR_WRITE_EVENTS": ("ingest", "write_events", "list"),
     "AUDITCORR_DISABLED_RULES": ("alerts", "disabled", "list"),
     "AUDITCORR_COMPACT_THRESHOLD": ("lake", "compact_threshold", "int"),
+    "AUDITCORR_COMPACT_MAX_MB": ("lake", "compact_max_mb", "float"),
     "AUDITCORR_LIVE_FRESHNESS_SECONDS": ("live", "freshness_seconds", "int"),
     "AUDITCORR_LOGON_WINDOW_HOURS": ("logon_check", "window_hours", "float"),
     "AUDITCORR_LOGON_MISMATCH_WINDOW_SECONDS": ("logon_check", "mismatch_window_seconds", "int"),
 }
-#: read by ``poll_sessions`` only (``auditcorr.adapters.aws.appstream.LivePoller.from_env``): the
+#: read by ``poll_sessions`` only (``auditcorr_aws.appstream.LivePoller.from_env``): the
 #: ``stack:fleet,...`` pairs to poll; empty -- discover them. Not part of :data:`CONFIG_ENV` because the
 #: TOML form (``[[live.stacks]]`` tables) has no flat equivalent.
 LIVE_STACKS_ENV = "AUDITCORR_LIVE_STACKS"
+
+
+#: ``auditcorr query --athena``: the Glue database and Athena workgroup (defaults: the template's)
+ATHENA_DATABASE_ENV = "AUDITCORR_ATHENA_DATABASE"
+ATHENA_WORKGROUP_ENV = "AUDITCORR_ATHENA_WORKGROUP"
+
+
+def environment(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """The process environment, or ``env`` when given (tests): the one place that reads it."""
+    return os.environ if env is None else env
 
 
 def _split(value: str) -> list[str]:

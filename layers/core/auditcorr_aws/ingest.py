@@ -18,19 +18,19 @@ A retried or re-delivered message is harmless: the pipeline keeps a manifest per
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from ...counts import FileOutcome, IngestSummary
-from ...lake import input_id
-from ...pipeline import Pipeline, wall_clock
+from auditcorr.counts import FileOutcome, IngestSummary
+from auditcorr.lake import input_id
+from auditcorr.pipeline import Pipeline, wall_clock
+
 from . import s3 as s3mod
 from .envelopes import Decoded, ObjectRef, decode
-from .settings import Settings, config_from_env
+from .settings import Settings, config_from_env, environment
 
 Accept = Callable[[ObjectRef], str | None]  # None: accept; else the reason to ignore
 
@@ -93,7 +93,7 @@ class Ingestor:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None, accept_for: Callable[[Settings], Accept],
                  logger: Any) -> Ingestor:
-        env = os.environ if env is None else env
+        env = environment(env)
         settings = Settings.from_env(env)
         lake = s3mod.open_lake(settings.lake_uri, settings.region, env)
         pipeline = Pipeline(lake, config_from_env(env), clock=wall_clock)

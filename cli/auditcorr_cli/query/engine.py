@@ -13,8 +13,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from ..lake import Lake
-from ..schemas import PARTITION_COLUMN, TABLES
+from auditcorr.lake import Lake
+from auditcorr.schemas import PARTITION_COLUMN, TABLES
 
 LATEST_VIEWS = {
     "alerts_latest": ("alerts", "alert_id", "updated_at"),

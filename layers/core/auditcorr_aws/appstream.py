@@ -14,7 +14,7 @@
   every authentication type was read to the last page: only then may its silence end a session.
 
 The client is created by the caller (:func:`appstream_client` for Lambda, the CLI or a test's
-``botocore.stub.Stubber``); :class:`~auditcorr.adapters.fake_appstream.FakeAppStream` has the same
+``botocore.stub.Stubber``); :class:`~auditcorr_sim.fake_appstream.FakeAppStream` has the same
 methods.  Nothing here needs botocore except its network-error classes (optional, so the fake world
 runs without the AWS SDK).
 """
@@ -276,16 +276,18 @@ class LivePoller:
         self.totals: dict[str, int] = {}
 
     @classmethod
-    def from_env(cls, env: Any, logger: Any = None) -> LivePoller:
+    def from_env(cls, env: Any = None, logger: Any = None) -> LivePoller:
         """Settings, lake and configuration from the Lambda environment; the stack/fleet pairs from
         the configuration or ``AUDITCORR_LIVE_STACKS`` (``stack:fleet,...``; empty: discover)."""
-        from ...pipeline import Pipeline, wall_clock
-        from . import s3 as s3mod
-        from .settings import Settings, config_from_env
+        from auditcorr.pipeline import Pipeline, wall_clock
 
+        from . import s3 as s3mod
+        from .settings import LIVE_STACKS_ENV, Settings, config_from_env, environment
+
+        env = environment(env)
         settings = Settings.from_env(env)
         config = config_from_env(env)
-        stacks = list(config.live_stacks) or parse_stacks(env.get("AUDITCORR_LIVE_STACKS"))
+        stacks = list(config.live_stacks) or parse_stacks(env.get(LIVE_STACKS_ENV))
         lake = s3mod.open_lake(settings.lake_uri, settings.region, env)
         return cls(appstream_client(region=settings.region), Pipeline(lake, config, clock=wall_clock), stacks,
                    logger=logger)

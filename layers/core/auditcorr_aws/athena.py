@@ -7,7 +7,6 @@ written (no CTAS wrapper, which needs CREATE permissions and hides parameter err
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -54,12 +53,14 @@ def run_query(sql: str, params: list[Any] | None = None, database: str | None = 
 
 
 def runner(env: Mapping[str, str] | None = None) -> Callable[[str, list[Any]], pa.Table]:
-    """A ``Runner`` (as in :mod:`auditcorr.query.analyst`) on Athena; database and workgroup from
+    """A ``Runner`` (as in :mod:`auditcorr_cli.query.analyst`) on Athena; database and workgroup from
     ``AUDITCORR_ATHENA_DATABASE`` / ``AUDITCORR_ATHENA_WORKGROUP`` (default ``auditcorr``, as the
     template's defaults)."""
-    env = os.environ if env is None else env
-    database = env.get("AUDITCORR_ATHENA_DATABASE") or DEFAULT_DATABASE
-    workgroup = env.get("AUDITCORR_ATHENA_WORKGROUP") or DEFAULT_WORKGROUP
+    from .settings import ATHENA_DATABASE_ENV, ATHENA_WORKGROUP_ENV, environment
+
+    env = environment(env)
+    database = env.get(ATHENA_DATABASE_ENV) or DEFAULT_DATABASE
+    workgroup = env.get(ATHENA_WORKGROUP_ENV) or DEFAULT_WORKGROUP
 
     def run(sql: str, params: list[Any]) -> pa.Table:
         return run_query(sql, params, database, workgroup)

@@ -13,7 +13,8 @@ import pyarrow.fs as pafs
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from ...lake import Lake
+from auditcorr.lake import Lake
+
 from .envelopes import ObjectRef
 
 #: retries with backoff inside one invocation (throttling, 5xx); what still fails goes back to SQS

@@ -308,7 +308,7 @@ class FakeAppStream:
 def poll_fake(fake: FakeAppStream, stacks: Iterable[tuple[str, str]] | None = None
               ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Run the real poller over ``fake`` (no waiting between retries): ``(sessions, polled pairs)``."""
-    from .aws.appstream import poll
+    from auditcorr_aws.appstream import poll
 
     result = poll(fake, stacks, sleep=lambda _s: None)
     return result.sessions, result.polled

@@ -21,7 +21,6 @@ that from re-sending anything already sent. With bucket versioning on, the exact
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -39,11 +38,12 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from ...lake import Lake
-from ...schemas import ALERTS, conform
+from auditcorr.lake import Lake
+from auditcorr.schemas import ALERTS, conform
+
 from . import s3 as s3mod
 from .envelopes import Decoded, ObjectRef, decode
-from .settings import Settings
+from .settings import Settings, environment
 
 ASFF_SCHEMA_VERSION = "2018-10-08"
 FINDINGS_PER_CALL = 100  # BatchImportFindings limit
@@ -222,7 +222,7 @@ class AlertPublisher:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None, logger: Any) -> AlertPublisher:
-        env = os.environ if env is None else env
+        env = environment(env)
         settings = Settings.from_env(env)
         if not settings.alert_topic_arn or not settings.idempotency_table:
             raise ValueError("AUDITCORR_ALERT_TOPIC_ARN and AUDITCORR_IDEMPOTENCY_TABLE must be set")

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ..config import Config
-from ..counts import IngestSummary
-from ..lake import Lake
-from ..pipeline import Pipeline
-from ..query import analyst
-from ..query.engine import LocalEngine
+from auditcorr.config import Config
+from auditcorr.counts import IngestSummary
+from auditcorr.lake import Lake
+from auditcorr.pipeline import Pipeline
+from auditcorr_cli.query import analyst
+from auditcorr_cli.query.engine import LocalEngine
+
 from .world import World, generate_world
 
 #: the demo polls the (fake) AppStream API every POLL_EVERY-th CloudTrail delivery (about every
@@ -64,7 +65,7 @@ def ingest_world(world: World, pipe: Pipeline, clock: SimClock, poll: Callable[[
 
 def make_poller(world: World, pipe: Pipeline) -> Callable[[int], None]:
     """Poll the fake AppStream API (the world's sessions as of the clock) into the pipeline."""
-    from ..adapters.fake_appstream import FakeAppStream, poll_fake
+    from .fake_appstream import FakeAppStream, poll_fake
 
     fake = FakeAppStream.from_world(world.sessions)
 
@@ -90,7 +91,7 @@ def run_demo(keep: str | None, seed: int, echo: Callable[[str], None]) -> None:
         echo(f"  inputs: {world.root}")
         echo(f"  lake:   {lake.base}")
         summary = ingest_world(world, pipe, clock, poll=make_poller(world, pipe))
-        from ..cli import render, summary_text
+        from auditcorr_cli.main import render, summary_text
 
         echo("")
         echo(summary_text(summary))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,17 +13,16 @@ import click
 import orjson
 import pyarrow as pa
 
-from . import config as cfgmod
-from .counts import IngestSummary
-from .lake import Lake
-from .pipeline import Pipeline
-from .sources import walk
+from auditcorr import config as cfgmod
+from auditcorr.counts import IngestSummary
+from auditcorr.lake import Lake
+from auditcorr.pipeline import Pipeline
+from auditcorr.sources import walk
 
 DEFAULT_LAKE = "./lake"
 
 
 def _config(path: str | None) -> cfgmod.Config:
-    path = path or os.environ.get("AUDITCORR_CONFIG")
     try:
         return cfgmod.load(path)
     except cfgmod.ConfigError as exc:
@@ -118,7 +116,7 @@ def run_ingest(pipe: Pipeline, paths: list[str], summary: IngestSummary | None =
         try:
             data = path.read_bytes()
         except OSError as exc:
-            from .counts import FileOutcome
+            from auditcorr.counts import FileOutcome
 
             summary.files.append(FileOutcome(source=str(path), kind="unreadable", error=f"cannot read: {exc.strerror}"))
             continue
@@ -131,6 +129,7 @@ def run_ingest(pipe: Pipeline, paths: list[str], summary: IngestSummary | None =
 
 lake_opt = click.option("--lake", default=DEFAULT_LAKE, show_default=True, help="lake folder (or s3://bucket/prefix)")
 config_opt = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                          envvar="AUDITCORR_CONFIG", show_envvar=True,
                           help="TOML configuration (default: $AUDITCORR_CONFIG, else built-in defaults)")
 fmt_opt = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
                        show_default=True)
@@ -188,7 +187,7 @@ def query(lake: str, fmt: str, sql: str, athena: bool = False) -> None:
     from .query.trino import UnsupportedSQL
 
     if athena:
-        from .adapters.aws.athena import AthenaQueryError, runner  # lazily: boto3/awswrangler only here
+        from auditcorr_aws.athena import AthenaQueryError, runner  # lazily: boto3/awswrangler only here
 
         try:
             click.echo(render(runner()(sql, []), fmt))
@@ -245,7 +244,7 @@ def who(lake: str, fmt: str, bucket: str, key: str) -> None:
 def _time(value: str | None, default: datetime) -> datetime:
     if not value:
         return default
-    from .timeparse import TimeError, parse_ms
+    from auditcorr.timeparse import TimeError, parse_ms
 
     try:
         return datetime.fromtimestamp(parse_ms(value if "T" in value or " " in value else value + "T00:00:00Z")
@@ -271,8 +270,8 @@ def timeline(lake: str, fmt: str, user: str, since: str | None, until: str | Non
 
 def _report_sessions(folder: str) -> list[dict[str, Any]]:
     """Every session in the sessions reports under ``folder`` (what the simulated API serves)."""
-    from .ingest.cloudtrail import UnreadableObject
-    from .ingest.usage import parse_usage_report, report_kind
+    from auditcorr.ingest.cloudtrail import UnreadableObject
+    from auditcorr.ingest.usage import parse_usage_report, report_kind
 
     rows: list[dict[str, Any]] = []
     for path in walk([folder]):
@@ -296,12 +295,12 @@ def _report_sessions(folder: str) -> list[dict[str, Any]]:
 def poll(lake: str, config_path: str | None, stacks: tuple[str, ...], region: str | None,
          fake_world: str | None, at: str | None) -> None:
     """Poll the AppStream API (DescribeSessions) once and store the live sessions in the lake."""
-    from .adapters.aws.appstream import LivePoller, parse_stacks
+    from auditcorr_aws.appstream import LivePoller, parse_stacks
 
     cfg = _config(config_path)
     pairs = parse_stacks(",".join(stacks)) if stacks else list(cfg.live_stacks)
     if fake_world:
-        from .adapters.fake_appstream import FakeAppStream
+        from auditcorr_sim.fake_appstream import FakeAppStream
 
         now = _time(at, datetime.now(UTC))
         now_ms = int(now.timestamp() * 1000)
@@ -309,7 +308,7 @@ def poll(lake: str, config_path: str | None, stacks: tuple[str, ...], region: st
         client.now_ms = now_ms
         pipe = Pipeline(_lake(lake), cfg, clock=lambda: now_ms)
     else:
-        from .adapters.aws.appstream import appstream_client
+        from auditcorr_aws.appstream import appstream_client
 
         client = appstream_client(region=region)
         pipe = Pipeline(_lake(lake), cfg)
@@ -323,7 +322,7 @@ def poll(lake: str, config_path: str | None, stacks: tuple[str, ...], region: st
 @click.option("--seed", default=7, show_default=True)
 def demo(keep: str | None, seed: int) -> None:
     """Generate a synthetic AppStream world, ingest it in arrival order, show what auditcorr finds."""
-    from .demo.run import run_demo
+    from auditcorr_sim.demo import run_demo
 
     run_demo(keep, seed, click.echo)
 

@@ -1,0 +1,259 @@
+"""The attribution join: S3 writes x sessions (IP + time window) x logons, step by step.
+
+Pure: Arrow tables in, Arrow tables out, time passed in.  Works on columns (NumPy over Arrow
+buffers), never on per-row Python objects, except for the small sets it must (distinct IPs,
+distinct claimed ids, attributed sessions).
+
+Rules (see README "Attribution"):
+- in scope: the write's role is one of ``config.roles``; others are not attributed at all.
+- ``external``: the source is not an IP inside ``config.fleet_cidrs``.
+- candidates: sessions with ``eni_private_ip_address == source_ip`` and
+  ``start - tolerance <= event_time <= end + tolerance``.
+- a claimed session id among the candidates settles the choice; otherwise sessions whose own
+  window contains the event beat those matched only through the tolerance.
+- one left: ``attributed``; several: ``ambiguous``; none: ``pending`` until the sessions reports
+  covering the event are in, then ``unattributed``.
+
+:func:`attribute` runs the steps in that order; each step is a function of its own below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..arrow import epoch_ms, masked_take, one_array
+from ..config import Config
+from ..schemas import ATTRIBUTED_ACTIVITY, TS, conform
+from .addresses import classify_ips, ip_codes
+from .candidates import candidate_pairs_coded, equal_pairs
+from .claims import extract_claims
+from .logons import match_logons
+from .model import DAY_MS, MATCH_LABELS, STATUSES, AttributionResult, Coverage, Match
+
+_STATUS = {name: code for code, name in enumerate(STATUSES)}
+
+
+@dataclass
+class Candidates:
+    """Every (write, session) pair the window admits, and which of them the choice keeps."""
+
+    write_idx: np.ndarray  # per pair: the write
+    session_idx: np.ndarray  # per pair: the session
+    strict: np.ndarray  # per pair: the session's own window contains the event
+    per_write: np.ndarray  # per write: how many candidates
+    claimed: np.ndarray  # per write: how many candidates are the claimed session (0 or 1)
+    strict_per_write: np.ndarray  # per write: how many candidates contain the event
+    kept_per_write: np.ndarray  # per write: how many candidates the choice keeps
+    chosen: np.ndarray  # per write: the one kept session, or -1
+
+
+def in_scope(writes: pa.Table, config: Config) -> pa.Table:
+    """The writes signed by one of the configured roles; the others are not attributed."""
+    mask = pc.fill_null(pc.is_in(writes.column("role_arn"), pa.array(list(config.roles), pa.string())), False)
+    if pc.all(mask).as_py():  # (filtering copies every column: skip it when all are in)
+        return writes
+    return writes.filter(mask)
+
+
+def choose(write_idx: np.ndarray, session_idx: np.ndarray, strict: np.ndarray, claims: pa.Array,
+           session_ids: pa.Array, n: int) -> Candidates:
+    """A claimed id among the candidates settles the choice; otherwise the sessions whose own window
+    contains the event beat those matched only through the tolerance."""
+    per_write: np.ndarray
+    claimed: np.ndarray
+    strict_per_write: np.ndarray
+    if len(write_idx):
+        # compare the claimed id with the candidate's id pair by pair, 8 bytes at a time (cheaper
+        # than hashing every claim into the session ids)
+        is_claimed = equal_pairs(claims, write_idx, session_ids, session_idx)
+        per_write = np.bincount(write_idx, minlength=n)
+        claimed = np.bincount(write_idx, weights=is_claimed, minlength=n)
+        strict_per_write = np.bincount(write_idx, weights=strict, minlength=n)
+    else:
+        is_claimed = np.zeros(0, bool)
+        per_write, claimed, strict_per_write = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
+    no_claim = claimed[write_idx] == 0
+    keep = is_claimed | (no_claim & strict) | (no_claim & (strict_per_write[write_idx] == 0))
+    kept_w, kept_s = write_idx[keep], session_idx[keep]
+    kept_per_write = np.bincount(kept_w, minlength=n) if len(kept_w) else np.zeros(n, np.int64)
+    chosen = np.full(n, -1, dtype=np.int64)
+    single = kept_per_write[kept_w] == 1
+    chosen[kept_w[single]] = kept_s[single]
+    return Candidates(write_idx, session_idx, strict, per_write, claimed, strict_per_write, kept_per_write, chosen)
+
+
+def finality(event_ms: np.ndarray, config: Config, coverage: Coverage) -> np.ndarray:
+    """Per write: are the reports covering it in?  A write is final once the reports for
+    day(t - tol) .. day(t + longest session + tol) are (computed once per distinct day range)."""
+    n = len(event_ms)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    tol = config.tolerance_seconds * 1000
+    first_day = (event_ms - tol) // DAY_MS
+    last_day = (event_ms + int(config.max_session_hours * 3_600_000) + tol) // DAY_MS
+    width = int((last_day - first_day).max()) + 1
+    key = first_day * width + (last_day - first_day)
+    uniq, inv = np.unique(key, return_inverse=True)
+    ok = np.array([coverage.covered_range(int(k // width), int(k // width + k % width)) for k in uniq], dtype=bool)
+    return ok[inv.reshape(-1)]
+
+
+def statuses(in_fleet: np.ndarray, cand: Candidates, final: np.ndarray) -> pa.Array:
+    code = np.full(len(in_fleet), _STATUS["external"], dtype=np.int8)
+    none = in_fleet & (cand.per_write == 0)
+    code[none] = _STATUS["unattributed"]
+    code[none & ~final] = _STATUS["pending"]
+    code[in_fleet & (cand.kept_per_write == 1)] = _STATUS["attributed"]
+    code[in_fleet & (cand.kept_per_write > 1)] = _STATUS["ambiguous"]
+    return pa.array(np.array(STATUSES, dtype=object)).take(pa.array(code))
+
+
+def match_kinds(in_fleet: np.ndarray, cand: Candidates, source: pa.Array, config: Config) -> pa.Array:
+    code = np.full(len(in_fleet), Match.NONE, dtype=np.int8)
+    has = in_fleet & (cand.kept_per_write >= 1)
+    code[has & (cand.claimed > 0)] = Match.CLAIM
+    code[has & (cand.claimed == 0) & (cand.strict_per_write > 0)] = Match.WINDOW
+    code[has & (cand.claimed == 0) & (cand.strict_per_write == 0)] = Match.TOLERANCE
+    if config.nat_cidrs:
+        _, via_nat, _ = classify_ips(source, config.nat_cidrs)
+        code[~in_fleet & via_nat] = Match.NAT
+    return MATCH_LABELS.take(pa.array(code))
+
+
+def _list_array(owner: np.ndarray, n: int, values: pa.Array) -> pa.Array:
+    """A list per row ``0 .. n-1`` holding the ``values`` whose ``owner`` is that row (owners sorted)."""
+    counts = np.bincount(owner, minlength=n) if len(owner) else np.zeros(n, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def candidate_lists(cand: Candidates, sessions: pa.Table, session_ids: pa.Array, n: int) -> tuple[pa.Array, pa.Array]:
+    """(user ids, session ids) of every candidate per write, sorted by session id.  Ordered by a
+    precomputed rank of the session ids instead of comparing strings per pair."""
+    if len(cand.write_idx):
+        rank = np.empty(sessions.num_rows, dtype=np.int64)
+        rank[pc.sort_indices(session_ids).to_numpy()] = np.arange(sessions.num_rows)
+        # one int64 key (write, rank): pairs arrive in a few runs already sorted by write, which a
+        # stable sort (timsort/radix) merges in near-linear time
+        if n * sessions.num_rows < 2**62:
+            order = np.argsort(cand.write_idx * sessions.num_rows + rank[cand.session_idx], kind="stable")
+        else:
+            order = np.lexsort((rank[cand.session_idx], cand.write_idx))
+        taken = pa.array(cand.session_idx[order])
+        users = one_array(sessions.column("user_id")).take(taken)
+        sids = session_ids.take(taken)
+        owner = cand.write_idx[order]
+    else:
+        users = sids = pa.array([], pa.string())
+        owner = np.zeros(0, np.int64)
+    return _list_array(owner, n, users), _list_array(owner, n, sids)
+
+
+def claims_known_elsewhere(claims: pa.Array, in_fleet: np.ndarray, cand: Candidates, session_ids: pa.Array,
+                           known_session: Callable[[list[str]], set[str]] | None) -> np.ndarray:
+    """Per write: its claimed id is not among its candidates but exists somewhere (a disguise)."""
+    n = len(in_fleet)
+    unresolved = claims.is_valid().to_numpy(zero_copy_only=False) & in_fleet & (cand.claimed == 0) if n else \
+        np.zeros(0, bool)
+    if not unresolved.any():
+        return np.zeros(n, dtype=bool)
+    ids = sorted(pc.unique(claims.filter(pa.array(unresolved))).to_pylist())
+    known = set(ids) & set(session_ids.to_pylist()) if known_session is None else known_session(ids)
+    if not known:
+        return np.zeros(n, dtype=bool)
+    hit = pc.fill_null(pc.is_in(claims, pa.array(sorted(known), pa.string())), False)
+    return unresolved & hit.to_numpy(zero_copy_only=False)
+
+
+def logons_of_chosen(chosen: np.ndarray, sessions: pa.Table, logons: pa.Table,
+                     config: Config) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """(logon event id, time, source ip) per write, through its chosen session.  The logon depends
+    only on the session: matched once per distinct chosen session."""
+    n = len(chosen)
+    if not (logons.num_rows and sessions.num_rows and (chosen >= 0).any()):
+        return pa.nulls(n, pa.string()), pa.nulls(n, TS), pa.nulls(n, pa.string())
+    is_chosen = np.zeros(sessions.num_rows, dtype=bool)
+    is_chosen[chosen[chosen >= 0]] = True  # distinct chosen sessions, in order, without a sort
+    chosen_sessions = pa.array(np.nonzero(is_chosen)[0])
+    lid, lts, lip = match_logons(one_array(sessions.column("user_id")).take(chosen_sessions),
+                                 one_array(sessions.column("session_start_time")).take(chosen_sessions),
+                                 logons, config)
+    slot = np.cumsum(is_chosen) - 1  # session row -> position among the chosen
+    pos = np.where(chosen >= 0, slot[np.maximum(chosen, 0)], -1)
+    return masked_take(lid, pos), masked_take(lts, pos), masked_take(lip, pos)
+
+
+def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Config,
+              coverage: Coverage, now_ms: int,
+              known_session: Callable[[list[str]], set[str]] | None = None,
+              session_source: pa.Array | None = None,
+              live_fresh: Callable[[np.ndarray], np.ndarray] | None = None) -> AttributionResult:
+    """Attribute in-scope ``writes`` (S3_WRITES rows).  Out-of-scope writes are dropped.
+
+    ``sessions`` holds every session that could explain these writes (SESSION_COLS at least);
+    ``known_session(ids)`` answers which claimed ids exist anywhere (default: in ``sessions``);
+    ``session_source`` labels each session row ``report`` or ``live``; ``live_fresh(event_ms)`` tells
+    for which events the live AppStream view was fresh enough to call a claimed id unknown.
+    """
+    writes = in_scope(writes, config)
+    n = writes.num_rows
+    source = one_array(writes.column("source_ip")) if n else pa.array([], pa.string())
+    if n:
+        _, in_fleet, ip_values, ip_code = ip_codes(source, config.fleet_cidrs)
+    else:
+        in_fleet, ip_values, ip_code = np.zeros(0, bool), pa.array([], pa.string()), np.zeros(0, np.int64)
+    event_ms = epoch_ms(writes.column("event_time")) if n else np.zeros(0, np.int64)
+    claims = extract_claims(writes, config, logons)
+    if sessions.num_rows and "session_source" not in sessions.column_names:
+        labels = session_source if session_source is not None else pa.array(["report"] * sessions.num_rows)
+        sessions = sessions.append_column("session_source", labels)
+    session_ids = one_array(sessions.column("session_id")) if sessions.num_rows else pa.array([], pa.string())
+
+    pairs = candidate_pairs_coded(ip_values, ip_code, event_ms, in_fleet, sessions, config.tolerance_seconds * 1000)
+    cand = choose(*pairs, claims, session_ids, n)
+    final = finality(event_ms, config, coverage)
+    cand_users, cand_sessions = candidate_lists(cand, sessions, session_ids, n)
+    logon_id, logon_time, logon_ip = logons_of_chosen(cand.chosen, sessions, logons, config)
+
+    def chosen_session(col: str, typ: pa.DataType | None = None) -> pa.Array:
+        if sessions.num_rows == 0:
+            return pa.nulls(n, typ or pa.string())
+        return masked_take(sessions.column(col), cand.chosen)
+
+    activity = pa.table({
+        "event_id": writes.column("event_id"),
+        "event_time": writes.column("event_time"),
+        "event_name": writes.column("event_name"),
+        "bucket": writes.column("bucket"),
+        "key": writes.column("key"),
+        "source_ip": writes.column("source_ip"),
+        "vpc_endpoint_id": writes.column("vpc_endpoint_id"),
+        "principal_arn": writes.column("principal_arn"),
+        "role_arn": writes.column("role_arn"),
+        "claimed_session_id": claims,
+        "status": statuses(in_fleet, cand, final),
+        "match": match_kinds(in_fleet, cand, source, config),
+        "user_id": chosen_session("user_id"),
+        "session_id": chosen_session("session_id"),
+        "session_source": chosen_session("session_source"),
+        "session_start_time": chosen_session("session_start_time", TS),
+        "session_end_time": chosen_session("session_end_time", TS),
+        "candidate_user_ids": cand_users,
+        "candidate_session_ids": cand_sessions,
+        "fleet_name": chosen_session("fleet_name"),
+        "stack_name": chosen_session("stack_name"),
+        "instance_id": chosen_session("instance_id"),
+        "logon_event_id": logon_id,
+        "logon_time": logon_time,
+        "logon_source_ip": logon_ip,
+        "error_code": writes.column("error_code"),
+        "computed_at": pa.array(np.full(n, now_ms, dtype=np.int64)).cast(TS),
+    })
+    decidable = final | live_fresh(event_ms) if live_fresh is not None and n else final
+    known_elsewhere = claims_known_elsewhere(claims, in_fleet, cand, session_ids, known_session)
+    return AttributionResult(conform(activity, ATTRIBUTED_ACTIVITY), known_elsewhere, final, decidable)

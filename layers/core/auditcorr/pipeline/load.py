@@ -1,0 +1,126 @@
+"""Loading: what an input object is, whether it was ingested already, de-duplication of events
+across files and runs, and quarantine of objects that cannot be read."""
+
+from __future__ import annotations
+
+import posixpath
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+
+from ..counts import FileOutcome
+from ..ingest.cloudtrail import is_digest, is_insight
+from ..ingest.usage import report_kind
+from ..lake import Lake, byte_budget_cache, cache_put
+from ..timeparse import dt_column
+
+#: memory for the event ids of compacted files kept between CloudTrail files (the duplicate check,
+#: the alert merge)
+EVENT_ID_CACHE_BYTES = 64 << 20
+
+
+def classify(source: str) -> str:
+    """``cloudtrail``, ``digest``, ``insight``, ``sessions_report``, ``applications_report`` or
+    ``usage_report`` (a CSV whose kind its header decides), from the object's name."""
+    p = source.replace("\\", "/")
+    if is_digest(p):
+        return "digest"
+    if is_insight(p):
+        return "insight"
+    kind = report_kind(p)
+    if kind:
+        return kind
+    low = p.lower()
+    if low.endswith((".csv", ".csv.gz")):
+        return "usage_report"  # decided by header
+    return "cloudtrail"
+
+
+class Manifests:
+    """One small JSON note per input ingested (``_state/ingested/<input id>.json``): a retry or a
+    second delivery of the same object and content is answered from it."""
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+
+    def _path(self, iid: str) -> str:
+        return self.lake.state_path("ingested", f"{iid}.json")
+
+    def already(self, source: str, kind: str, iid: str) -> FileOutcome | None:
+        done = self.lake.get_json(self._path(iid))
+        if not isinstance(done, dict):
+            return None
+        n = int(done.get("records_in", 0))
+        return FileOutcome(source=source, kind=str(done.get("kind", kind)), records_in=n, duplicates=n,
+                           note="already ingested (same object and content)")
+
+    def record(self, iid: str, out: FileOutcome) -> None:
+        self.lake.put_json(self._path(iid), out.as_dict() | {"input_id": iid})
+
+
+def quarantine(lake: Lake, source: str, data: bytes, iid: str, reason: str, at_ms: int) -> str:
+    """Keep an unreadable object under ``quarantine/<input id>/`` with its reason; returns its path."""
+    name = posixpath.basename(source.replace("\\", "/")) or "object"
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:120].lstrip("._") or "object"
+    path = posixpath.join(lake.base, "quarantine", iid, safe)
+    lake.put_bytes(path, data)
+    lake.put_json(path + ".reason.json", {"source": source, "reason": reason, "input_id": iid, "at_ms": at_ms})
+    return path
+
+
+class FileColumns:
+    """One column of one table file.  Those of compacted files (written once, named after their
+    inputs) are kept across calls, keyed by path, size and modification time, up to
+    ``EVENT_ID_CACHE_BYTES``: the next CloudTrail file's checks do not read them again."""
+
+    def __init__(self, lake: Lake, budget: int = EVENT_ID_CACHE_BYTES) -> None:
+        self.lake = lake
+        self.cache = byte_budget_cache(budget)
+
+    def column(self, table: str, f: pafs.FileInfo, column: str) -> pa.ChunkedArray:
+        cacheable = posixpath.basename(f.path).startswith("compact-") and f.mtime_ns is not None
+        key = (f.path, f.size, f.mtime_ns, column)
+        col = self.cache.get(key) if cacheable else None
+        if col is None:
+            col = self.lake.read(table, columns=[column], latest=False, files=[f.path]).column(column)
+            if cacheable:
+                cache_put(self.cache, key, col)
+        return col
+
+    def event_ids(self, table: str, dt: str, own: str) -> list[pa.ChunkedArray]:
+        """The ``event_id`` columns of the partition's files other than ``own``."""
+        files, _ = self.lake.listing(table, dt)
+        return [self.column(table, f, "event_id") for f in files if f.path != own]
+
+
+def load_events(lake: Lake, columns: FileColumns, table: str, rows: pa.Table, name: str,
+                out: FileOutcome) -> pa.Table:
+    """Write the events no other file of their partition holds as ``<table>/dt=*/<name>.parquet``;
+    count the others as duplicates.  Returns the rows written."""
+    if rows.num_rows == 0:
+        return rows
+    dts = dt_column(rows.column("event_time"))
+    keep = np.ones(rows.num_rows, dtype=bool)
+    for dt in pc.unique(dts).to_pylist():
+        own = f"{lake.part_dir(table, dt)}/{name}.parquet"
+        in_dt = pc.equal(dts, dt)
+        ids = pc.unique(rows.column("event_id").filter(in_dt))
+        # which of these ids another file of the partition holds: each file's ids are looked up
+        # in the (small) set of the new ids -- hashing the day's ids into a set for every new
+        # file made the check quadratic in the day
+        found = [e.filter(pc.is_in(e, value_set=ids)) for e in columns.event_ids(table, dt, own)]
+        if not found:
+            continue
+        found_ids = pa.chunked_array([c for e in found for c in e.chunks], pa.string())
+        mask = pc.and_(in_dt, pc.is_in(rows.column("event_id"), value_set=found_ids))
+        keep &= ~pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+    dup = int((~keep).sum())
+    out.duplicates += dup
+    if dup:
+        rows = rows.filter(pa.array(keep))
+        dts = dts.filter(pa.array(keep))
+    lake.write_partitioned(table, name, rows, dts)
+    out.written += rows.num_rows
+    return rows

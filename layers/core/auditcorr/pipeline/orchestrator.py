@@ -1,0 +1,245 @@
+"""The pipeline, top to bottom as the README's diagram: load -> attribute -> alert -> compact.
+
+I/O-agnostic: it receives object bytes and names, a :class:`Lake` and a clock.  The CLI feeds it
+local files; the Lambda handlers feed it S3 objects.  Each stage lives in a module of its own:
+
+``load``            what an object is, manifests, de-duplication, quarantine
+``attribution``     the join and what it reads (``auditcorr.attribution.inputs``)
+``alert_merge``     raised alerts reconciled with the earlier versions
+``reattribution``   which days a report changes; ``previous_*``
+``live_ingest``     one poll of the AppStream API
+``compaction``      tiered, crash-safe compaction
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import logon_check, rules
+from ..attribution import DAY_MS, PENDING, attribute
+from ..attribution.inputs import AttributionInputs
+from ..config import Config
+from ..counts import FileOutcome, IngestSummary
+from ..ingest.cloudtrail import UnreadableObject, parse_cloudtrail
+from ..ingest.usage import parse_usage_report
+from ..lake import SORT_KEYS, Lake, input_id
+from ..schemas import conform
+from ..timeparse import day_string, dt_column
+from .alert_merge import AlertMerge
+from .compaction import Compactor, StageTimes
+from .live_ingest import LiveOutcome, ingest_live
+from .load import FileColumns, Manifests, classify, load_events, quarantine
+from .reattribution import carry_previous, days_affected_by_report
+
+log = logging.getLogger("auditcorr")
+
+Clock = Callable[[], int]  # epoch milliseconds
+
+
+def wall_clock() -> int:
+    return int(time.time() * 1000)
+
+
+class Pipeline:
+    def __init__(self, lake: Lake, config: Config, clock: Clock = wall_clock) -> None:
+        self.lake = lake
+        self.config = config
+        self.clock = clock
+        self.times = StageTimes()
+        self.columns = FileColumns(lake)
+        self.manifests = Manifests(lake)
+        self.compactor = Compactor(lake, config, self.times)
+        self.alerts = AlertMerge(lake, self.columns, self.compactor)
+        self.inputs = AttributionInputs(lake, config, clock)
+
+    # -- entry points --------------------------------------------------------------------------
+    def ingest_object(self, source: str, data: bytes, etag: str | None = None,
+                      summary: IngestSummary | None = None) -> FileOutcome:
+        """Ingest one object; never raises for bad input (the outcome says what happened)."""
+        kind = classify(source)
+        if kind in ("digest", "insight"):
+            return FileOutcome(source=source, kind=kind, note=f"{kind} file: not an event log, skipped")
+        iid = input_id(source, data, etag)
+        done = self.manifests.already(source, kind, iid)
+        if done is not None:
+            return done
+        try:
+            if kind == "cloudtrail":
+                out = self._ingest_cloudtrail(source, data, iid, summary)
+            else:
+                out = self._ingest_report(source, data, iid, None if kind == "usage_report" else kind, summary)
+        except UnreadableObject as exc:
+            self.quarantine(source, data, iid, str(exc))
+            log.warning("input rejected", extra={"input_id": iid, "reason": str(exc)})
+            return FileOutcome(source=source, kind=kind if kind != "usage_report" else "sessions_report",
+                               error=str(exc))
+        self.manifests.record(iid, out)
+        return out
+
+    def quarantine(self, source: str, data: bytes, iid: str, reason: str) -> str:
+        return quarantine(self.lake, source, data, iid, reason, self.clock())
+
+    def ingest_live(self, sessions: list[dict], observed_at_ms: int, polled: list[tuple[str, str]],
+                    errors: dict[tuple[str, str], str] | None = None) -> LiveOutcome:
+        """Store one poll of the AppStream API (see ``live_ingest``)."""
+        return ingest_live(self.lake, self.compactor, sessions, observed_at_ms, polled, errors)
+
+    # -- CloudTrail: parse -> load -> attribute + alert -> (logon re-check) -> compact --------------
+    def _ingest_cloudtrail(self, source: str, data: bytes, iid: str,
+                           summary: IngestSummary | None) -> FileOutcome:
+        t0 = time.perf_counter()
+        parsed = parse_cloudtrail(data, source, self.config)
+        t0 = self.times.add("parse", t0)
+        out = parsed.outcome
+        name = f"part-{iid}"
+        new_writes = load_events(self.lake, self.columns, "s3_writes", parsed.writes, name, out)
+        new_logons = load_events(self.lake, self.columns, "logons", parsed.logons, name, out)
+        t0 = self.times.add("write", t0)
+        compacting = self.times.seconds.get("compact", 0.0)
+        if new_writes.num_rows:
+            self._attribute_and_alert(new_writes, name, summary, whole_days=False)
+        if new_logons.num_rows:  # logons later than the report of the sessions they open
+            self.recheck_logons(new_logons, f"logoncheck-{iid}", summary)
+        # the compactions of attributed_activity and alerts run in there: they count as "compact"
+        self.times.add("attribute", t0, minus=self.times.seconds.get("compact", 0.0) - compacting)
+        # compact only once this object's outputs all exist: until then a retry after a crash must
+        # find its own rows under its own file name, or it would take them for duplicates and never
+        # attribute them (tests/hardening/test_atomicity.py)
+        for table, rows in (("s3_writes", new_writes), ("logons", new_logons)):
+            for dt in pc.unique(dt_column(rows.column("event_time"))).to_pylist() if rows.num_rows else []:
+                self.maybe_compact(table, dt)
+        return out
+
+    # -- usage reports: load -> re-attribute the days they explain -> logon cross-check ------------
+    def _ingest_report(self, source: str, data: bytes, iid: str, kind: str | None,
+                       summary: IngestSummary | None) -> FileOutcome:
+        rep = parse_usage_report(data, source, kind)
+        out = rep.outcome
+        if rep.report_date is None:
+            if rep.table.num_rows == 0:
+                out.note = "no rows and no report date in the name: nothing to replace"
+                return out
+            raise UnreadableObject("cannot tell the report's day (name or year/month/day columns)")
+        table = "sessions" if rep.kind == "sessions_report" else "applications"
+        if rep.table.num_rows == 0 and self.lake.read(table, [rep.report_date], columns=["session_id"],
+                                                      latest=False).num_rows:
+            # AppStream writes no report for a day without sessions: an empty re-delivery of a day we
+            # hold rows for is a truncated or broken copy, not a correction -- keep the day
+            out.note = f"empty report for {rep.report_date} ignored: the day keeps its earlier delivery"
+            return out
+        # one file per report day: a report delivered again replaces its day; sessions sorted by user
+        # (with the Bloom filter, a user's sessions are a row-group lookup for ``timeline``)
+        data = rep.table.sort_by([(k, "ascending") for k in SORT_KEYS["sessions"]]) \
+            if table == "sessions" else rep.table
+        self.lake.write_file(table, rep.report_date, "report", data)
+        if table == "sessions":
+            self.reattribute(self.days_affected_by_report(rep.table, rep.report_date), f"recompute-{iid}", summary)
+            self.check_logons(rep.table, f"logons-{iid}", summary)
+        return out
+
+    def days_affected_by_report(self, sessions: pa.Table, report_date: str) -> list[str]:
+        return days_affected_by_report(sessions, report_date, set(self.lake.partitions("s3_writes")), self.config)
+
+    # -- attribution and write alerts -----------------------------------------------------------
+    def reattribute(self, dts: Iterable[str], name: str, summary: IngestSummary | None = None) -> None:
+        """Recompute attribution and alerts for whole partitions (late data, coverage changes)."""
+        for dt in sorted(set(dts)):
+            old_files = self.lake.files("attributed_activity", dt)
+            writes = self.lake.read("s3_writes", [dt])
+            if writes.num_rows == 0:
+                continue
+            # old_files may include this run's own file, left by an attempt that died after writing it:
+            # it is read for previous_* (history survives the retry) and overwritten, never deleted
+            self._attribute_and_alert(writes.drop_columns(["dt"]), name, summary, whole_days=True,
+                                      replace_files=old_files)
+            if summary is not None:
+                summary.recomputed_days.append(dt)
+
+    def _attribute_and_alert(self, writes: pa.Table, name: str, summary: IngestSummary | None,
+                             whole_days: bool, replace_files: list[str] | None = None) -> None:
+        now = self.clock()
+        days = sorted({int(d) for d in np.unique(
+            writes.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False) // DAY_MS)})
+        sessions, source = self.inputs.session_window(days)
+        res = attribute(writes, sessions, self.inputs.logon_window(days), self.config, self.inputs.coverage(), now,
+                        known_session=self.inputs.known_sessions, session_source=source,
+                        live_fresh=self.inputs.live_fresh(days))
+        act = res.activity
+        if replace_files:
+            act = carry_previous(act, self.lake.read("attributed_activity", files=replace_files))
+        dts = dt_column(act.column("event_time"))
+        written = self.lake.write_partitioned("attributed_activity", name, act, dts)
+        if replace_files:
+            self.lake.delete([f for f in replace_files if f not in written])
+        raised = rules.write_alerts(res, self.config)
+        self.alerts.merge(raised, act.column("event_id"), list(rules.WRITE_RULES), dts, name, now, summary,
+                          whole_days=whole_days)
+        for dt in pc.unique(dts).to_pylist():
+            self.maybe_compact("attributed_activity", dt)
+
+    def pending_days(self) -> list[str]:
+        """Partitions that still hold pending writes (to re-check when time passes)."""
+        t = self.lake.read("attributed_activity", filter=pc.field("status") == PENDING,
+                           columns=["event_id", "status", "dt"])
+        return sorted(set(t.column("dt").to_pylist()))
+
+    # -- logon cross-check ----------------------------------------------------------------------
+    def check_logons(self, sessions: pa.Table, name: str, summary: IngestSummary | None = None) -> None:
+        """Logon cross-check of these sessions: ``session_without_logon``, ``logon_user_mismatch``."""
+        rules_here = [r for r in logon_check.RULES if self.config.rule_enabled(r)]
+        if sessions.num_rows == 0 or not rules_here:
+            return
+        now = self.clock()
+        starts = sessions.column("session_start_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        days = sorted({int(d) for d in np.unique(starts // DAY_MS)})
+        back = math.ceil(self.config.logon_window_hours / 24) + 1
+        logons = self.lake.read("logons", {day_string(d + k) for d in days for k in range(-back, 2)})
+        logons = logons.drop_columns(["dt"]) if "dt" in logons.column_names else logons
+        raised = conform(logon_check.evaluate(sessions, logons, self.config, now), rules.ALERT_IN)
+        self.alerts.merge(raised, sessions.column("session_id").to_pylist(), rules_here,
+                          dt_column(sessions.column("session_start_time")), name, now, summary)
+
+    def recheck_logons(self, logons: pa.Table, name: str, summary: IngestSummary | None = None) -> None:
+        """Re-run the logon cross-check for the reported sessions these logons could concern (starting
+        in [first logon - tolerance, last logon + logon window]): a CloudTrail file that arrives after
+        the sessions report (late, retried) must give the answer the other order gives."""
+        t = logons.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        lo = int(t.min()) - self.config.tolerance_seconds * 1000
+        hi = int(t.max()) + int(self.config.logon_window_hours * 3_600_000)
+        last = (hi + int(self.config.max_session_hours * 3_600_000)) // DAY_MS + 1  # reports: by end day
+        have = set(self.lake.partitions("sessions"))
+        dts = [d for d in (day_string(x) for x in range(lo // DAY_MS, last + 1)) if d in have]
+        if not dts:
+            return
+        sessions = self.lake.read("sessions", dts)
+        start = sessions.column("session_start_time").cast(pa.int64())
+        sessions = sessions.filter(pc.and_(pc.greater_equal(start, lo), pc.less_equal(start, hi)))
+        if sessions.num_rows == 0:
+            return
+        self.check_logons(sessions.drop_columns(["dt"]), name, summary)
+        # their users' writes in those sessions carry the matching logon: recompute them (in the
+        # usual order -- logons minutes after the calls, reports a day later -- nothing is reported
+        # yet here and this costs nothing)
+        users = pa.array(sorted({u for u in logons.column("user_name").to_pylist() if u}), pa.string())
+        mine = sessions.filter(pc.is_in(sessions.column("user_id"), value_set=users))
+        if mine.num_rows:
+            tol = self.config.tolerance_seconds * 1000
+            first = int(pc.min(mine.column("session_start_time")).cast(pa.int64()).as_py()) - tol
+            end = int(pc.max(mine.column("session_end_time")).cast(pa.int64()).as_py()) + tol
+            have = set(self.lake.partitions("s3_writes"))
+            self.reattribute([d for d in (day_string(x) for x in range(first // DAY_MS, end // DAY_MS + 1))
+                              if d in have], name.replace("logoncheck-", "relogon-", 1), summary)
+
+    # -- compaction -----------------------------------------------------------------------------
+    def maybe_compact(self, table: str, dt: str, force: bool = False) -> str | None:
+        return self.compactor.maybe_compact(table, dt, force)
+
+    def compact(self, table: str, dt: str, files: list[str]) -> str:
+        return self.compactor.compact(table, dt, files)

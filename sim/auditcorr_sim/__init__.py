@@ -1,0 +1,37 @@
+"""The simulation: a synthetic AppStream 2.0 world for the demo, the tests and the benchmarks.
+
+Not part of the product: the Lambda layer (``layers/core``) does not contain it, and the core never
+imports it (``tests/unit/test_architecture.py``).  SYNTHETIC DATA only (see ``world.py``).
+
+- :func:`generate_world` (``world.py``): a small world rich in scenarios, with its ground truth (the
+  oracle the golden tests compare with);
+- :func:`generate_scale` (``scale.py``): volume for benchmarks;
+- :class:`FakeAppStream` (``fake_appstream.py``): the AppStream API serving a world's sessions;
+- ``demo.py``: ``auditcorr demo``.
+"""
+
+from .common import (
+    ACCOUNT,
+    AMBIGUOUS,
+    APP_COLUMNS,
+    ATTRIBUTED,
+    EXTERNAL,
+    FLEET_MULTI,
+    FLEET_SINGLE,
+    OUT_OF_SCOPE,
+    SCENARIOS,
+    SESSION_COLUMNS,
+    UNATTRIBUTED,
+    Arrival,
+    ExpectedWrite,
+    ScaleWorld,
+    World,
+)
+from .scale import generate_scale
+from .world import generate_world
+
+__all__ = [
+    "ACCOUNT", "AMBIGUOUS", "APP_COLUMNS", "ATTRIBUTED", "EXTERNAL", "FLEET_MULTI", "FLEET_SINGLE", "OUT_OF_SCOPE",
+    "SCENARIOS", "SESSION_COLUMNS", "UNATTRIBUTED", "Arrival", "ExpectedWrite", "ScaleWorld", "World",
+    "generate_scale", "generate_world",
+]
