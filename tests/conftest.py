@@ -10,6 +10,26 @@ from auditcorr.pipeline import Pipeline
 from tests.factories import T0
 
 
+#: fixtures that mean "AWS under moto" and "a lake or files on disk"
+_AWS_FIXTURES = {"moto_server", "moto_endpoint", "deployment", "handler", "app", "clean", "fake_aws"}
+_DISK_FIXTURES = {"tmp_path", "tmp_path_factory", "lake", "pipe", "local_lake"}
+#: folders whose tests are slow as a whole (seconds each: generated worlds, replays through the handlers)
+_SLOW_FOLDERS = {"lambda_hardening", "e2e", "benchmarks"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tier every test by what it needs (unless it says so itself): ``aws`` > ``lake`` > ``pure``;
+    and ``slow`` for the slow folders."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        own = {m.name for m in item.iter_markers()}
+        if not own & {"pure", "lake", "aws"}:
+            tier = "aws" if names & _AWS_FIXTURES else "lake" if names & _DISK_FIXTURES else "pure"
+            item.add_marker(tier)
+        if item.path.parent.name in _SLOW_FOLDERS and "slow" not in own:
+            item.add_marker("slow")
+
+
 class FakeClock:
     """A settable clock (epoch ms) so tests decide what 'now' is."""
 

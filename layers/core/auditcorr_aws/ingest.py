@@ -100,7 +100,7 @@ class Ingestor:
         return cls(s3mod.client("s3"), pipeline, accept_for(settings), logger)
 
     # -- per invocation -------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, lambda_context: Any = None) -> None:
         self.totals = IngestTotals()
         self.summary = IngestSummary()
 
