@@ -245,10 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         for path in stale:
             print(f"stale: {path.relative_to(ROOT)} (run `make catalog`)", file=sys.stderr)
         return 1 if stale else 0
-    for path, text in files.items():
-        if path in stale:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
+    for path in stale:
+        path.write_text(files[path])
+        print(f"wrote {path.relative_to(ROOT)}")
+    if not stale:
+        print("catalog: generated files are up to date")
     return 0
 
 

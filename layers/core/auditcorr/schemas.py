@@ -93,44 +93,40 @@ class TableSpec:
         object.__setattr__(self, "schema", schema)
 
 
-def _c(name: str, type_: pa.DataType, description: str) -> Column:
-    return Column(name, type_, description)
-
-
 # columns several tables share, declared once
-_EVENT_ID = _c("event_id", STR, "CloudTrail `eventID` (unique per event; duplicates are dropped)")
-_EVENT_TIME = _c("event_time", TS, "CloudTrail `eventTime`, UTC")
-_EVENT_NAME = _c("event_name", STR, "CloudTrail `eventName`")
-_EVENT_SOURCE = _c("event_source", STR, "CloudTrail `eventSource`")
-_AWS_REGION = _c("aws_region", STR, "CloudTrail `awsRegion`: the region the call was made in")
-_RECIPIENT_ACCOUNT = _c("recipient_account_id", STR, "CloudTrail `recipientAccountId`: the account that "
-                        "received the event")
-_BUCKET = _c("bucket", STR, "`requestParameters.bucketName` (or from the object ARN in `resources`)")
-_KEY = _c("key", STR, "`requestParameters.key`, the raw object key")
-_SOURCE_IP = _c("source_ip", STR, "`sourceIPAddress` as logged (may be a service name or garbage; validated "
-                "before use)")
-_VPC_ENDPOINT = _c("vpc_endpoint_id", STR, "`vpcEndpointId`: set when the call came through a VPC endpoint "
-                   "(private source IP)")
-_PRINCIPAL_TYPE = _c("principal_type", STR, "`userIdentity.type` (AssumedRole, SAMLUser, IAMUser, ...)")
-_PRINCIPAL_ARN = _c("principal_arn", STR, "`userIdentity.arn`")
-_ROLE_SESSION_NAME = _c("role_session_name", STR, "the role session name (last part of the assumed-role ARN)")
-_SOURCE_IDENTITY = _c("source_identity", STR, "`sessionContext.sourceIdentity` (writes) or "
-                      "`requestParameters.sourceIdentity` (logons)")
-_USER_AGENT = _c("user_agent", STR, "CloudTrail `userAgent`")
-_ERROR_CODE = _c("error_code", STR, "CloudTrail `errorCode` (null when the call succeeded)")
-_SOURCE_OBJECT = _c("source_object", STR, "the input object this row was read from")
-_SESSION_ID = _c("session_id", STR, "AppStream session id (`user_session_id` / `Id`)")
-_USER_ID = _c("user_id", STR, "AppStream user id (for SAML: the SAML subject)")
-_FLEET = _c("fleet_name", STR, "the AppStream fleet")
-_STACK = _c("stack_name", STR, "the AppStream stack")
-_INSTANCE_ID = _c("instance_id", STR, "the streaming instance that served the session")
-_ENI_IP = _c("eni_private_ip_address", STR, "the streaming instance's private IP (what S3 logs as "
-             "`sourceIPAddress` through a VPC endpoint)")
-_AUTH_TYPE = _c("authentication_type", STR, "how the user signed in (SAML, USERPOOL, API, ...)")
-_REPORT_DATE = _c("report_date", STR, "the usage report's day")
-_EXTRA_COLUMNS = _c("extra_columns", STR, "report columns this version of auditcorr does not model, as a "
-                    "JSON object")
-_OBSERVED_AT = _c("observed_at", TS, "time of the AppStream API poll")
+_EVENT_ID = Column("event_id", STR, "CloudTrail `eventID` (unique per event; duplicates are dropped)")
+_EVENT_TIME = Column("event_time", TS, "CloudTrail `eventTime`, UTC")
+_EVENT_NAME = Column("event_name", STR, "CloudTrail `eventName`")
+_EVENT_SOURCE = Column("event_source", STR, "CloudTrail `eventSource`")
+_AWS_REGION = Column("aws_region", STR, "CloudTrail `awsRegion`: the region the call was made in")
+_RECIPIENT_ACCOUNT = Column("recipient_account_id", STR, "CloudTrail `recipientAccountId`: the account that "
+                                                         "received the event")
+_BUCKET = Column("bucket", STR, "`requestParameters.bucketName` (or from the object ARN in `resources`)")
+_KEY = Column("key", STR, "`requestParameters.key`, the raw object key")
+_SOURCE_IP = Column("source_ip", STR, "`sourceIPAddress` as logged (may be a service name or garbage; validated "
+                                      "before use)")
+_VPC_ENDPOINT = Column("vpc_endpoint_id", STR, "`vpcEndpointId`: set when the call came through a VPC endpoint "
+                                               "(private source IP)")
+_PRINCIPAL_TYPE = Column("principal_type", STR, "`userIdentity.type` (AssumedRole, SAMLUser, IAMUser, ...)")
+_PRINCIPAL_ARN = Column("principal_arn", STR, "`userIdentity.arn`")
+_ROLE_SESSION_NAME = Column("role_session_name", STR, "the role session name (last part of the assumed-role ARN)")
+_SOURCE_IDENTITY = Column("source_identity", STR, "`sessionContext.sourceIdentity` (writes) or "
+                                                  "`requestParameters.sourceIdentity` (logons)")
+_USER_AGENT = Column("user_agent", STR, "CloudTrail `userAgent`")
+_ERROR_CODE = Column("error_code", STR, "CloudTrail `errorCode` (null when the call succeeded)")
+_SOURCE_OBJECT = Column("source_object", STR, "the input object this row was read from")
+_SESSION_ID = Column("session_id", STR, "AppStream session id (`user_session_id` / `Id`)")
+_USER_ID = Column("user_id", STR, "AppStream user id (for SAML: the SAML subject)")
+_FLEET = Column("fleet_name", STR, "the AppStream fleet")
+_STACK = Column("stack_name", STR, "the AppStream stack")
+_INSTANCE_ID = Column("instance_id", STR, "the streaming instance that served the session")
+_ENI_IP = Column("eni_private_ip_address", STR, "the streaming instance's private IP (what S3 logs as "
+                                                "`sourceIPAddress` through a VPC endpoint)")
+_AUTH_TYPE = Column("authentication_type", STR, "how the user signed in (SAML, USERPOOL, API, ...)")
+_REPORT_DATE = Column("report_date", STR, "the usage report's day")
+_EXTRA_COLUMNS = Column("extra_columns", STR, "report columns this version of auditcorr does not model, as a "
+                                              "JSON object")
+_OBSERVED_AT = Column("observed_at", TS, "time of the AppStream API poll")
 
 
 S3_WRITES_TABLE = TableSpec(
@@ -142,14 +138,14 @@ S3_WRITES_TABLE = TableSpec(
     columns=(
         _EVENT_ID, _EVENT_TIME, _EVENT_NAME, _EVENT_SOURCE, _AWS_REGION, _RECIPIENT_ACCOUNT, _BUCKET, _KEY,
         _SOURCE_IP, _VPC_ENDPOINT, _PRINCIPAL_TYPE, _PRINCIPAL_ARN,
-        _c("principal_id", STR, "`userIdentity.principalId` (for a role: `AROA...:<session name>`)"),
-        _c("principal_account_id", STR, "`userIdentity.accountId`: the account of the caller"),
-        _c("role_arn", STR, "the IAM role behind an assumed-role principal (`sessionContext.sessionIssuer.arn`)"),
+        Column("principal_id", STR, "`userIdentity.principalId` (for a role: `AROA...:<session name>`)"),
+        Column("principal_account_id", STR, "`userIdentity.accountId`: the account of the caller"),
+        Column("role_arn", STR, "the IAM role behind an assumed-role principal (`sessionContext.sessionIssuer.arn`)"),
         _ROLE_SESSION_NAME, _SOURCE_IDENTITY,
-        _c("access_key_id", STR, "`userIdentity.accessKeyId` (temporary key id, not a secret)"),
+        Column("access_key_id", STR, "`userIdentity.accessKeyId` (temporary key id, not a secret)"),
         _USER_AGENT, _ERROR_CODE,
-        _c("request_parameters", STR, "`requestParameters` as a JSON string"),
-        _c("additional_event_data", STR, "`additionalEventData` as a JSON string"),
+        Column("request_parameters", STR, "`requestParameters` as a JSON string"),
+        Column("additional_event_data", STR, "`additionalEventData` as a JSON string"),
         _SOURCE_OBJECT,
     ),
     key=("event_id",),
@@ -166,18 +162,18 @@ LOGONS_TABLE = TableSpec(
     partition="the event's UTC date",
     columns=(
         _EVENT_ID, _EVENT_TIME, _EVENT_NAME, _EVENT_SOURCE, _AWS_REGION, _RECIPIENT_ACCOUNT, _SOURCE_IP,
-        _c("user_name", STR, "who logged on: SAML subject (AssumeRoleWithSAML), web identity user, source "
-                             "identity or role session name (AssumeRole), IAM user name (ConsoleLogin)"),
+        Column("user_name", STR, "who logged on: SAML subject (AssumeRoleWithSAML), web identity user, source "
+                                 "identity or role session name (AssumeRole), IAM user name (ConsoleLogin)"),
         _PRINCIPAL_TYPE, _PRINCIPAL_ARN,
-        _c("role_arn", STR, "`requestParameters.roleArn`: the role the logon assumed"),
-        _c("role_session_name", STR, "`requestParameters.roleSessionName`"),
+        Column("role_arn", STR, "`requestParameters.roleArn`: the role the logon assumed"),
+        Column("role_session_name", STR, "`requestParameters.roleSessionName`"),
         _SOURCE_IDENTITY,
-        _c("saml_issuer", STR, "`responseElements.issuer`: the SAML identity provider (AssumeRoleWithSAML)"),
-        _c("assumed_role_arn", STR, "`responseElements.assumedRoleUser.arn`: the assumed-role ARN the logon "
-                                    "created"),
-        _c("issued_access_key_id", STR, "access key id issued by the logon (joins to `s3_writes.access_key_id`)"),
-        _c("principal_tags", STR, "session tags passed at logon, as a JSON object"),
-        _c("outcome", STR, "Success or Failure"),
+        Column("saml_issuer", STR, "`responseElements.issuer`: the SAML identity provider (AssumeRoleWithSAML)"),
+        Column("assumed_role_arn", STR, "`responseElements.assumedRoleUser.arn`: the assumed-role ARN the logon "
+                                        "created"),
+        Column("issued_access_key_id", STR, "access key id issued by the logon (joins to `s3_writes.access_key_id`)"),
+        Column("principal_tags", STR, "session tags passed at logon, as a JSON object"),
+        Column("outcome", STR, "Success or Failure"),
         _ERROR_CODE, _USER_AGENT, _SOURCE_OBJECT,
     ),
     key=("event_id",),
@@ -194,26 +190,26 @@ SESSIONS_TABLE = TableSpec(
     partition="the report's day",
     columns=(
         _SESSION_ID,
-        _c("aws_account_id", STR, "the account of the AppStream fleet"),
-        _c("region", STR, "the region of the AppStream fleet"),
-        _c("session_start_time", TS, "when the session started, UTC"),
-        _c("session_end_time", TS, "when the session ended, UTC"),
-        _c("session_duration_in_seconds", pa.int64(), "the session's length as the report gives it"),
+        Column("aws_account_id", STR, "the account of the AppStream fleet"),
+        Column("region", STR, "the region of the AppStream fleet"),
+        Column("session_start_time", TS, "when the session started, UTC"),
+        Column("session_end_time", TS, "when the session ended, UTC"),
+        Column("session_duration_in_seconds", pa.int64(), "the session's length as the report gives it"),
         _USER_ID,
-        _c("user_arn", STR, "the report's `user_arn`"),
+        Column("user_arn", STR, "the report's `user_arn`"),
         _AUTH_TYPE,
-        _c("authentication_type_user_id", STR, "the report's `authentication_type_user_id`: the user id as the "
-                                               "authentication type knows it"),
+        Column("authentication_type_user_id", STR, "the report's `authentication_type_user_id`: the user id as the "
+                                                   "authentication type knows it"),
         _FLEET, _STACK,
-        _c("instance_type", STR, "the streaming instance's type"),
+        Column("instance_type", STR, "the streaming instance's type"),
         _ENI_IP,
-        _c("connected_at_least_once", pa.bool_(), "whether the user ever connected to the session"),
-        _c("client_ip_addresses", STRLIST, "the client IPs the user connected from (the report keeps the last 10)"),
+        Column("connected_at_least_once", pa.bool_(), "whether the user ever connected to the session"),
+        Column("client_ip_addresses", STRLIST, "the client IPs the user connected from (the report keeps the last 10)"),
         _INSTANCE_ID,
-        _c("is_multisession", pa.bool_(), "whether the instance served several sessions at once (multi-session "
-                                          "fleet)"),
-        _c("max_session_duration", pa.int64(), "the report's `max_session_duration`: the fleet's longest session"),
-        _c("session_type", STR, "the report's `session_type`"),
+        Column("is_multisession", pa.bool_(), "whether the instance served several sessions at once (multi-session "
+                                              "fleet)"),
+        Column("max_session_duration", pa.int64(), "the report's `max_session_duration`: the fleet's longest session"),
+        Column("session_type", STR, "the report's `session_type`"),
         _EXTRA_COLUMNS, _REPORT_DATE, _SOURCE_OBJECT,
     ),
     key=("session_id",),
@@ -230,7 +226,7 @@ APPLICATIONS_TABLE = TableSpec(
     partition="the report's day",
     columns=(
         _SESSION_ID,
-        _c("application_name", STR, "the application launched in the session"),
+        Column("application_name", STR, "the application launched in the session"),
         _REPORT_DATE, _EXTRA_COLUMNS, _SOURCE_OBJECT,
     ),
     key=("session_id", "application_name"),
@@ -245,28 +241,28 @@ ATTRIBUTED_ACTIVITY_TABLE = TableSpec(
     partition="the event's UTC date",
     columns=(
         _EVENT_ID, _EVENT_TIME, _EVENT_NAME, _BUCKET, _KEY, _SOURCE_IP, _VPC_ENDPOINT, _PRINCIPAL_ARN,
-        _c("role_arn", STR, "the IAM role behind an assumed-role principal (`sessionContext.sessionIssuer.arn`)"),
-        _c("claimed_session_id", STR, "the session id the write claims (per `claims.session_id`), if it looks "
-                                      "like one"),
-        _c("status", STR, "attributed, ambiguous, pending, unattributed or external"),
-        _c("match", STR, "what chose the session: claim, window (inside the session) or tolerance (clock-skew "
-                         "margin)"),
+        Column("role_arn", STR, "the IAM role behind an assumed-role principal (`sessionContext.sessionIssuer.arn`)"),
+        Column("claimed_session_id", STR, "the session id the write claims (per `claims.session_id`), if it looks "
+                                          "like one"),
+        Column("status", STR, "attributed, ambiguous, pending, unattributed or external"),
+        Column("match", STR, "what chose the session: claim, window (inside the session) or tolerance (clock-skew "
+                             "margin)"),
         _USER_ID, _SESSION_ID,
-        _c("session_source", STR, "report (usage report, authoritative) or live (AppStream API observation)"),
-        _c("session_start_time", TS, "start of the chosen session, UTC"),
-        _c("session_end_time", TS, "end of the chosen session, UTC"),
-        _c("candidate_user_ids", STRLIST, "the users of `candidate_session_ids`, same order"),
-        _c("candidate_session_ids", STRLIST, "every session that held the IP within the tolerant window, sorted"),
+        Column("session_source", STR, "report (usage report, authoritative) or live (AppStream API observation)"),
+        Column("session_start_time", TS, "start of the chosen session, UTC"),
+        Column("session_end_time", TS, "end of the chosen session, UTC"),
+        Column("candidate_user_ids", STRLIST, "the users of `candidate_session_ids`, same order"),
+        Column("candidate_session_ids", STRLIST, "every session that held the IP within the tolerant window, sorted"),
         _FLEET, _STACK, _INSTANCE_ID,
-        _c("logon_event_id", STR, "the user's logon closest before the session start"),
-        _c("logon_time", TS, "the time of that logon"),
-        _c("logon_source_ip", STR, "the client IP of that logon"),
+        Column("logon_event_id", STR, "the user's logon closest before the session start"),
+        Column("logon_time", TS, "the time of that logon"),
+        Column("logon_source_ip", STR, "the client IP of that logon"),
         _ERROR_CODE,
-        _c("computed_at", TS, "when this attribution was computed"),
+        Column("computed_at", TS, "when this attribution was computed"),
         # what a recomputation changed (late report, live -> report): never a silent rewrite
-        _c("previous_status", STR, "status before the last recomputation that changed it"),
-        _c("previous_session_id", STR, "session before the last recomputation that changed it"),
-        _c("previous_session_source", STR, "session source before the last recomputation that changed it"),
+        Column("previous_status", STR, "status before the last recomputation that changed it"),
+        Column("previous_session_id", STR, "session before the last recomputation that changed it"),
+        Column("previous_session_source", STR, "session source before the last recomputation that changed it"),
     ),
     key=("event_id",),
     version_column="computed_at",
@@ -285,17 +281,17 @@ ALERTS_TABLE = TableSpec(
                 "current state.",
     partition="the UTC date of the event that raised the alert",
     columns=(
-        _c("alert_id", STR, "deterministic id: hash of rule and subject (event id or session id)"),
-        _c("rule", STR, "the detection rule"),
-        _c("severity", STR, "ASFF severity label"),
-        _c("status", STR, "open or closed"),
-        _c("status_reason", STR, "why an alert was closed or re-opened"),
+        Column("alert_id", STR, "deterministic id: hash of rule and subject (event id or session id)"),
+        Column("rule", STR, "the detection rule"),
+        Column("severity", STR, "ASFF severity label"),
+        Column("status", STR, "open or closed"),
+        Column("status_reason", STR, "why an alert was closed or re-opened"),
         _EVENT_ID, _EVENT_TIME, _SOURCE_IP, _BUCKET, _KEY, _PRINCIPAL_ARN, _USER_ID, _SESSION_ID,
-        _c("claimed_session_id", STR, "the session id the write claims, if any"),
-        _c("title", STR, "the rule's one-line title"),
-        _c("description", STR, "what happened, in words, with the alert's fields"),
-        _c("detected_at", TS, "when the alert was first raised"),
-        _c("updated_at", TS, "when this row (state) was written"),
+        Column("claimed_session_id", STR, "the session id the write claims, if any"),
+        Column("title", STR, "the rule's one-line title"),
+        Column("description", STR, "what happened, in words, with the alert's fields"),
+        Column("detected_at", TS, "when the alert was first raised"),
+        Column("updated_at", TS, "when this row (state) was written"),
     ),
     key=("alert_id",),
     version_column="updated_at",
@@ -312,10 +308,10 @@ LIVE_SESSIONS_TABLE = TableSpec(
     partition="the UTC date of the poll",
     columns=(
         _OBSERVED_AT, _SESSION_ID, _USER_ID, _AUTH_TYPE, _STACK, _FLEET,
-        _c("state", STR, "`State`: PENDING, ACTIVE or EXPIRED"),
-        _c("connection_state", STR, "`ConnectionState`: CONNECTED or NOT_CONNECTED"),
-        _c("start_time", TS, "`StartTime`: when the session started, UTC"),
-        _c("max_expiration_time", TS, "`MaxExpirationTime`: when the session will end at the latest, UTC"),
+        Column("state", STR, "`State`: PENDING, ACTIVE or EXPIRED"),
+        Column("connection_state", STR, "`ConnectionState`: CONNECTED or NOT_CONNECTED"),
+        Column("start_time", TS, "`StartTime`: when the session started, UTC"),
+        Column("max_expiration_time", TS, "`MaxExpirationTime`: when the session will end at the latest, UTC"),
         _ENI_IP, _INSTANCE_ID,
     ),
     key=("session_id", "observed_at"),
@@ -329,8 +325,8 @@ LIVE_POLLS_TABLE = TableSpec(
     partition="the UTC date of the poll",
     columns=(
         _OBSERVED_AT, _STACK, _FLEET,
-        _c("sessions_seen", pa.int64(), "how many sessions the poll saw"),
-        _c("error", STR, "why the poll failed (null when it succeeded)"),
+        Column("sessions_seen", pa.int64(), "how many sessions the poll saw"),
+        Column("error", STR, "why the poll failed (null when it succeeded)"),
     ),
     key=("stack_name", "fleet_name", "observed_at"),
 )
