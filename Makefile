@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 PIP     := $(BIN)/pip install -q --disable-pip-version-check
 
-.PHONY: demo test lint fmt typecheck bench fuzz docs template constraints clean
+.PHONY: demo test lint fmt typecheck bench fuzz catalog docs template constraints clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -46,8 +46,12 @@ fuzz: $(VENV)/.installed-dev
 	$(PIP) atheris
 	$(BIN)/python fuzz/fuzz_parsers.py -atheris_runs=200000
 
-docs: $(VENV)/.installed-dev
-	PYTHONPATH=layers/core $(BIN)/python scripts/gen_tables_doc.py > docs/tables.md
+## catalog: regenerate docs/tables.md and template.yaml's Glue tables/views from the table declarations
+## (layers/core/auditcorr/schemas.py); a test fails when they are stale
+catalog: $(VENV)/.installed-dev
+	$(BIN)/python -m scripts.catalog
+
+docs: catalog
 
 template: $(VENV)/.installed-dev
 	bash scripts/check-template.sh

@@ -9,7 +9,6 @@ from auditcorr.lake import Lake
 from auditcorr.pipeline import Pipeline
 from tests.factories import T0
 
-
 #: fixtures that mean "AWS under moto" and "a lake or files on disk"
 _AWS_FIXTURES = {"moto_server", "moto_endpoint", "deployment", "handler", "app", "clean", "fake_aws"}
 _DISK_FIXTURES = {"tmp_path", "tmp_path_factory", "lake", "pipe", "local_lake"}

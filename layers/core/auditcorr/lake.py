@@ -30,31 +30,18 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .schemas import PARTITION_COLUMN, ROW_KEYS, ROW_VERSION, TABLES
+from .schemas import CATALOG, PARTITION_COLUMN, ROW_KEYS, ROW_VERSION, TABLES
 
 # \Z, not $: "$" also matches before a trailing newline ("2026-03-02\n" would pass)
 _DT = re.compile(r"^\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\Z", re.ASCII)
 
 WRITE_OPTIONS = {"compression": "zstd", "row_group_size": 128 * 1024, "write_statistics": True}
-#: Bloom filters per table (Parquet, per row group): what the analysts' lookups test for equality on
-#: columns the files are not sorted by (``timeline``'s ``user_id``, ``who``'s ``event_id``), so the
-#: engine reads only the row groups that can hold the value (docs/performance.md, section 4)
-BLOOM_FILTERS: dict[str, tuple[str, ...]] = {
-    "attributed_activity": ("user_id", "event_id"),
-    "sessions": ("user_id",),
-    "alerts": ("user_id",),
-}
+#: Bloom filters per table (Parquet, per row group) and the order of compacted files: declared with each
+#: table in ``schemas.CATALOG`` (``bloom_filters``, ``sort_keys``); these are the derived views
+BLOOM_FILTERS: dict[str, tuple[str, ...]] = {n: t.bloom_filters for n, t in CATALOG.items() if t.bloom_filters}
+SORT_KEYS: dict[str, tuple[str, ...]] = {n: t.sort_keys for n, t in CATALOG.items() if t.sort_keys}
 BLOOM_FPP = 0.01
-#: the order of compacted files: row-group statistics then prune the lookups by these columns
-#: (``who``: bucket/key; ``timeline``'s places: source_ip; logons by user; alerts by time)
-SORT_KEYS: dict[str, tuple[str, ...]] = {
-    "s3_writes": ("bucket", "key", "event_time"),
-    "attributed_activity": ("source_ip", "event_time"),
-    "logons": ("user_name", "event_time"),
-    "alerts": ("event_time", "alert_id"),
-    "sessions": ("user_id", "session_start_time"),
-}
 #: compacted files (sorted by the table's lookup keys): smaller row groups, so a lookup's min/max
 #: pruning keeps less of a day (docs/performance.md, finding 2)
 COMPACTED_WRITE_OPTIONS = {"compression": "zstd", "row_group_size": 16 * 1024, "write_statistics": True}

@@ -1,8 +1,15 @@
-"""One explicit, versioned Arrow schema per output table.
+"""The catalog: every output table declared once.
 
-These schemas are the contract between the core, the lake files, the Glue tables in
-``template.yaml`` (a test checks they match) and ``docs/tables.md``.  Change a schema only by
-adding nullable columns at the end and bumping its version.
+A ``TableSpec`` holds all a table's facts: its columns (Arrow type and meaning), its schema version,
+the key that identifies a row and the column whose latest value wins, how compacted files are sorted,
+which columns get Parquet Bloom filters, what its ``dt`` partition means, its descriptions and whether
+it has a ``<name>_latest`` view.  Everything else is derived from ``CATALOG``: the lake's sort keys,
+Bloom filters and "keep the latest row" rules (``lake.py``), the local engine's views
+(``query/engine.py``), and -- by ``make catalog`` (scripts/catalog.py) -- ``docs/tables.md`` and the
+Glue tables, views and view-recreating named queries in ``template.yaml`` (a test fails on drift).
+
+Add a table: declare a ``TableSpec`` below, add it to ``CATALOG``, run ``make catalog``.
+Change a schema only by adding nullable columns at the end and bumping its version.
 
 Conventions
 - Every table is Hive-partitioned by ``dt`` (``YYYY-MM-DD`` string, UTC).  ``dt`` is NOT stored in
@@ -13,269 +20,352 @@ Conventions
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
+
 import pyarrow as pa
 
 TS = pa.timestamp("ms", tz="UTC")
 STR = pa.string()
 STRLIST = pa.list_(pa.string())
 
+#: every table's Hive partition column: the row's UTC day, ``YYYY-MM-DD`` (a string in both engines)
 PARTITION_COLUMN = "dt"
 
-
-def _schema(name: str, version: int, fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
-    return pa.schema(
-        [pa.field(n, t) for n, t in fields],
-        metadata={b"auditcorr.table": name.encode(), b"auditcorr.schema_version": str(version).encode()},
-    )
+_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z", re.ASCII)
 
 
-S3_WRITES = _schema(
-    "s3_writes",
-    1,
-    [
-        ("event_id", STR),
-        ("event_time", TS),
-        ("event_name", STR),
-        ("event_source", STR),
-        ("aws_region", STR),
-        ("recipient_account_id", STR),
-        ("bucket", STR),
-        ("key", STR),
-        ("source_ip", STR),
-        ("vpc_endpoint_id", STR),
-        ("principal_type", STR),
-        ("principal_arn", STR),
-        ("principal_id", STR),
-        ("principal_account_id", STR),
-        ("role_arn", STR),
-        ("role_session_name", STR),
-        ("source_identity", STR),
-        ("access_key_id", STR),
-        ("user_agent", STR),
-        ("error_code", STR),
-        ("request_parameters", STR),
-        ("additional_event_data", STR),
-        ("source_object", STR),
-    ],
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    description: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One output table.  The Arrow schema (``schema``) is built from ``columns``; the descriptions
+    are not stored in the files (they go to the docs)."""
+
+    name: str
+    version: int
+    #: one line, the Glue table's ``Description``
+    title: str
+    #: what a row is, for docs/tables.md
+    description: str
+    #: what a row's ``dt`` partition is (the day of what)
+    partition: str
+    columns: tuple[Column, ...]
+    #: the columns that identify a row (de-duplication, ``keep_latest``, ``*_latest`` views)
+    key: tuple[str, ...]
+    #: among rows with the same key the greatest value of this column wins (None: the copies are equal)
+    version_column: str | None = None
+    #: the order of compacted files: row-group statistics then prune lookups by these columns
+    sort_keys: tuple[str, ...] = ()
+    #: Parquet Bloom filters (per row group) for equality lookups on columns the files are not sorted by
+    bloom_filters: tuple[str, ...] = ()
+    #: a ``<name>_latest`` view (latest row per key) in Athena and locally; needs ``version_column``, and
+    #: every version of a row must have the same ``dt`` (the view numbers rows per ``dt`` and key)
+    latest_view: bool = False
+    schema: pa.Schema = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not _TABLE_NAME.match(self.name):
+            raise ValueError(f"invalid table name {self.name!r}")
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names) or PARTITION_COLUMN in names:
+            raise ValueError(f"{self.name}: duplicate column names, or a stored {PARTITION_COLUMN!r}")
+        for c in self.columns:
+            if not c.description.strip():
+                raise ValueError(f"{self.name}.{c.name}: no description")
+        used = {"key": self.key, "sort_keys": self.sort_keys, "bloom_filters": self.bloom_filters,
+                "version_column": (self.version_column,) if self.version_column else ()}
+        for what, cols in used.items():
+            missing = [c for c in cols if c not in names]
+            if missing:
+                raise ValueError(f"{self.name}: {what} names unknown columns {missing}")
+        if not self.key:
+            raise ValueError(f"{self.name}: no key")
+        if self.latest_view and not self.version_column:
+            raise ValueError(f"{self.name}: a latest view needs a version column")
+        schema = pa.schema([pa.field(c.name, c.type) for c in self.columns], metadata={
+            b"auditcorr.table": self.name.encode(), b"auditcorr.schema_version": str(self.version).encode()})
+        object.__setattr__(self, "schema", schema)
+
+
+# columns several tables share, declared once
+_EVENT_ID = Column("event_id", STR, "CloudTrail `eventID` (unique per event; duplicates are dropped)")
+_EVENT_TIME = Column("event_time", TS, "CloudTrail `eventTime`, UTC")
+_EVENT_NAME = Column("event_name", STR, "CloudTrail `eventName`")
+_EVENT_SOURCE = Column("event_source", STR, "CloudTrail `eventSource`")
+_AWS_REGION = Column("aws_region", STR, "CloudTrail `awsRegion`: the region the call was made in")
+_RECIPIENT_ACCOUNT = Column("recipient_account_id", STR, "CloudTrail `recipientAccountId`: the account that "
+                                                         "received the event")
+_BUCKET = Column("bucket", STR, "`requestParameters.bucketName` (or from the object ARN in `resources`)")
+_KEY = Column("key", STR, "`requestParameters.key`, the raw object key")
+_SOURCE_IP = Column("source_ip", STR, "`sourceIPAddress` as logged (may be a service name or garbage; validated "
+                                      "before use)")
+_VPC_ENDPOINT = Column("vpc_endpoint_id", STR, "`vpcEndpointId`: set when the call came through a VPC endpoint "
+                                               "(private source IP)")
+_PRINCIPAL_TYPE = Column("principal_type", STR, "`userIdentity.type` (AssumedRole, SAMLUser, IAMUser, ...)")
+_PRINCIPAL_ARN = Column("principal_arn", STR, "`userIdentity.arn`")
+_ROLE_SESSION_NAME = Column("role_session_name", STR, "the role session name (last part of the assumed-role ARN)")
+_SOURCE_IDENTITY = Column("source_identity", STR, "`sessionContext.sourceIdentity` (writes) or "
+                                                  "`requestParameters.sourceIdentity` (logons)")
+_USER_AGENT = Column("user_agent", STR, "CloudTrail `userAgent`")
+_ERROR_CODE = Column("error_code", STR, "CloudTrail `errorCode` (null when the call succeeded)")
+_SOURCE_OBJECT = Column("source_object", STR, "the input object this row was read from")
+_SESSION_ID = Column("session_id", STR, "AppStream session id (`user_session_id` / `Id`)")
+_USER_ID = Column("user_id", STR, "AppStream user id (for SAML: the SAML subject)")
+_FLEET = Column("fleet_name", STR, "the AppStream fleet")
+_STACK = Column("stack_name", STR, "the AppStream stack")
+_INSTANCE_ID = Column("instance_id", STR, "the streaming instance that served the session")
+_ENI_IP = Column("eni_private_ip_address", STR, "the streaming instance's private IP (what S3 logs as "
+                                                "`sourceIPAddress` through a VPC endpoint)")
+_AUTH_TYPE = Column("authentication_type", STR, "how the user signed in (SAML, USERPOOL, API, ...)")
+_REPORT_DATE = Column("report_date", STR, "the usage report's day")
+_EXTRA_COLUMNS = Column("extra_columns", STR, "report columns this version of auditcorr does not model, as a "
+                                              "JSON object")
+_OBSERVED_AT = Column("observed_at", TS, "time of the AppStream API poll")
+
+
+S3_WRITES_TABLE = TableSpec(
+    name="s3_writes",
+    version=1,
+    title="CloudTrail S3 data events that write (one row per eventID)",
+    description="Every S3 write data event (in-scope or not), one row per CloudTrail `eventID`.",
+    partition="the event's UTC date",
+    columns=(
+        _EVENT_ID, _EVENT_TIME, _EVENT_NAME, _EVENT_SOURCE, _AWS_REGION, _RECIPIENT_ACCOUNT, _BUCKET, _KEY,
+        _SOURCE_IP, _VPC_ENDPOINT, _PRINCIPAL_TYPE, _PRINCIPAL_ARN,
+        Column("principal_id", STR, "`userIdentity.principalId` (for a role: `AROA...:<session name>`)"),
+        Column("principal_account_id", STR, "`userIdentity.accountId`: the account of the caller"),
+        Column("role_arn", STR, "the IAM role behind an assumed-role principal (`sessionContext.sessionIssuer.arn`)"),
+        _ROLE_SESSION_NAME, _SOURCE_IDENTITY,
+        Column("access_key_id", STR, "`userIdentity.accessKeyId` (temporary key id, not a secret)"),
+        _USER_AGENT, _ERROR_CODE,
+        Column("request_parameters", STR, "`requestParameters` as a JSON string"),
+        Column("additional_event_data", STR, "`additionalEventData` as a JSON string"),
+        _SOURCE_OBJECT,
+    ),
+    key=("event_id",),
+    # ``who``: bucket/key
+    sort_keys=("bucket", "key", "event_time"),
 )
 
-LOGONS = _schema(
-    "logons",
-    1,
-    [
-        ("event_id", STR),
-        ("event_time", TS),
-        ("event_name", STR),
-        ("event_source", STR),
-        ("aws_region", STR),
-        ("recipient_account_id", STR),
-        ("source_ip", STR),
-        ("user_name", STR),
-        ("principal_type", STR),
-        ("principal_arn", STR),
-        ("role_arn", STR),
-        ("role_session_name", STR),
-        ("source_identity", STR),
-        ("saml_issuer", STR),
-        ("assumed_role_arn", STR),
-        ("issued_access_key_id", STR),
-        ("principal_tags", STR),
-        ("outcome", STR),
-        ("error_code", STR),
-        ("user_agent", STR),
-        ("source_object", STR),
-    ],
+LOGONS_TABLE = TableSpec(
+    name="logons",
+    version=1,
+    title="CloudTrail logon events (AssumeRoleWithSAML, ConsoleLogin, ...)",
+    description="Logon-like CloudTrail events (AssumeRoleWithSAML, AssumeRoleWithWebIdentity, ConsoleLogin, "
+                "AssumeRole), one row per `eventID`.",
+    partition="the event's UTC date",
+    columns=(
+        _EVENT_ID, _EVENT_TIME, _EVENT_NAME, _EVENT_SOURCE, _AWS_REGION, _RECIPIENT_ACCOUNT, _SOURCE_IP,
+        Column("user_name", STR, "who logged on: SAML subject (AssumeRoleWithSAML), web identity user, source "
+                                 "identity or role session name (AssumeRole), IAM user name (ConsoleLogin)"),
+        _PRINCIPAL_TYPE, _PRINCIPAL_ARN,
+        Column("role_arn", STR, "`requestParameters.roleArn`: the role the logon assumed"),
+        Column("role_session_name", STR, "`requestParameters.roleSessionName`"),
+        _SOURCE_IDENTITY,
+        Column("saml_issuer", STR, "`responseElements.issuer`: the SAML identity provider (AssumeRoleWithSAML)"),
+        Column("assumed_role_arn", STR, "`responseElements.assumedRoleUser.arn`: the assumed-role ARN the logon "
+                                        "created"),
+        Column("issued_access_key_id", STR, "access key id issued by the logon (joins to `s3_writes.access_key_id`)"),
+        Column("principal_tags", STR, "session tags passed at logon, as a JSON object"),
+        Column("outcome", STR, "Success or Failure"),
+        _ERROR_CODE, _USER_AGENT, _SOURCE_OBJECT,
+    ),
+    key=("event_id",),
+    # ``timeline``: logons by user
+    sort_keys=("user_name", "event_time"),
 )
 
-SESSIONS = _schema(
-    "sessions",
-    1,
-    [
-        ("session_id", STR),
-        ("aws_account_id", STR),
-        ("region", STR),
-        ("session_start_time", TS),
-        ("session_end_time", TS),
-        ("session_duration_in_seconds", pa.int64()),
-        ("user_id", STR),
-        ("user_arn", STR),
-        ("authentication_type", STR),
-        ("authentication_type_user_id", STR),
-        ("fleet_name", STR),
-        ("stack_name", STR),
-        ("instance_type", STR),
-        ("eni_private_ip_address", STR),
-        ("connected_at_least_once", pa.bool_()),
-        ("client_ip_addresses", STRLIST),
-        ("instance_id", STR),
-        ("is_multisession", pa.bool_()),
-        ("max_session_duration", pa.int64()),
-        ("session_type", STR),
-        ("extra_columns", STR),
-        ("report_date", STR),
-        ("source_object", STR),
-    ],
+SESSIONS_TABLE = TableSpec(
+    name="sessions",
+    version=1,
+    title="AppStream sessions from the daily usage reports",
+    description="AppStream sessions from the daily sessions usage reports (a session appears in the report "
+                "of the day it ENDS); a report delivered again replaces its partition.",
+    partition="the report's day",
+    columns=(
+        _SESSION_ID,
+        Column("aws_account_id", STR, "the account of the AppStream fleet"),
+        Column("region", STR, "the region of the AppStream fleet"),
+        Column("session_start_time", TS, "when the session started, UTC"),
+        Column("session_end_time", TS, "when the session ended, UTC"),
+        Column("session_duration_in_seconds", pa.int64(), "the session's length as the report gives it"),
+        _USER_ID,
+        Column("user_arn", STR, "the report's `user_arn`"),
+        _AUTH_TYPE,
+        Column("authentication_type_user_id", STR, "the report's `authentication_type_user_id`: the user id as the "
+                                                   "authentication type knows it"),
+        _FLEET, _STACK,
+        Column("instance_type", STR, "the streaming instance's type"),
+        _ENI_IP,
+        Column("connected_at_least_once", pa.bool_(), "whether the user ever connected to the session"),
+        Column("client_ip_addresses", STRLIST, "the client IPs the user connected from (the report keeps the last 10)"),
+        _INSTANCE_ID,
+        Column("is_multisession", pa.bool_(), "whether the instance served several sessions at once (multi-session "
+                                              "fleet)"),
+        Column("max_session_duration", pa.int64(), "the report's `max_session_duration`: the fleet's longest session"),
+        Column("session_type", STR, "the report's `session_type`"),
+        _EXTRA_COLUMNS, _REPORT_DATE, _SOURCE_OBJECT,
+    ),
+    key=("session_id",),
+    version_column="report_date",
+    sort_keys=("user_id", "session_start_time"),
+    bloom_filters=("user_id",),
 )
 
-APPLICATIONS = _schema(
-    "applications",
-    1,
-    [
-        ("session_id", STR),
-        ("application_name", STR),
-        ("report_date", STR),
-        ("extra_columns", STR),
-        ("source_object", STR),
-    ],
+APPLICATIONS_TABLE = TableSpec(
+    name="applications",
+    version=1,
+    title="AppStream applications used per session (daily usage reports)",
+    description="AppStream applications usage reports (applications launched per session).",
+    partition="the report's day",
+    columns=(
+        _SESSION_ID,
+        Column("application_name", STR, "the application launched in the session"),
+        _REPORT_DATE, _EXTRA_COLUMNS, _SOURCE_OBJECT,
+    ),
+    key=("session_id", "application_name"),
 )
 
-ATTRIBUTED_ACTIVITY = _schema(
-    "attributed_activity",
-    1,
-    [
-        ("event_id", STR),
-        ("event_time", TS),
-        ("event_name", STR),
-        ("bucket", STR),
-        ("key", STR),
-        ("source_ip", STR),
-        ("vpc_endpoint_id", STR),
-        ("principal_arn", STR),
-        ("role_arn", STR),
-        ("claimed_session_id", STR),
-        ("status", STR),
-        ("match", STR),
-        ("user_id", STR),
-        ("session_id", STR),
-        ("session_source", STR),
-        ("session_start_time", TS),
-        ("session_end_time", TS),
-        ("candidate_user_ids", STRLIST),
-        ("candidate_session_ids", STRLIST),
-        ("fleet_name", STR),
-        ("stack_name", STR),
-        ("instance_id", STR),
-        ("logon_event_id", STR),
-        ("logon_time", TS),
-        ("logon_source_ip", STR),
-        ("error_code", STR),
-        ("computed_at", TS),
+ATTRIBUTED_ACTIVITY_TABLE = TableSpec(
+    name="attributed_activity",
+    version=1,
+    title="S3 writes with the session and user behind them (every computation; use attributed_activity_latest)",
+    description="Each in-scope S3 write exactly once, with its latest attribution. A recomputation that changes "
+                "a row records what it was in `previous_*`.",
+    partition="the event's UTC date",
+    columns=(
+        _EVENT_ID, _EVENT_TIME, _EVENT_NAME, _BUCKET, _KEY, _SOURCE_IP, _VPC_ENDPOINT, _PRINCIPAL_ARN,
+        Column("role_arn", STR, "the IAM role behind an assumed-role principal (`sessionContext.sessionIssuer.arn`)"),
+        Column("claimed_session_id", STR, "the session id the write claims (per `claims.session_id`), if it looks "
+                                          "like one"),
+        Column("status", STR, "attributed, ambiguous, pending, unattributed or external"),
+        Column("match", STR, "what chose the session: claim, window (inside the session) or tolerance (clock-skew "
+                             "margin)"),
+        _USER_ID, _SESSION_ID,
+        Column("session_source", STR, "report (usage report, authoritative) or live (AppStream API observation)"),
+        Column("session_start_time", TS, "start of the chosen session, UTC"),
+        Column("session_end_time", TS, "end of the chosen session, UTC"),
+        Column("candidate_user_ids", STRLIST, "the users of `candidate_session_ids`, same order"),
+        Column("candidate_session_ids", STRLIST, "every session that held the IP within the tolerant window, sorted"),
+        _FLEET, _STACK, _INSTANCE_ID,
+        Column("logon_event_id", STR, "the user's logon closest before the session start"),
+        Column("logon_time", TS, "the time of that logon"),
+        Column("logon_source_ip", STR, "the client IP of that logon"),
+        _ERROR_CODE,
+        Column("computed_at", TS, "when this attribution was computed"),
         # what a recomputation changed (late report, live -> report): never a silent rewrite
-        ("previous_status", STR),
-        ("previous_session_id", STR),
-        ("previous_session_source", STR),
-    ],
+        Column("previous_status", STR, "status before the last recomputation that changed it"),
+        Column("previous_session_id", STR, "session before the last recomputation that changed it"),
+        Column("previous_session_source", STR, "session source before the last recomputation that changed it"),
+    ),
+    key=("event_id",),
+    version_column="computed_at",
+    # ``timeline``'s places: source_ip
+    sort_keys=("source_ip", "event_time"),
+    # ``timeline``'s user_id, ``who``'s event_id (docs/performance.md, section 4)
+    bloom_filters=("user_id", "event_id"),
+    latest_view=True,
 )
 
-ALERTS = _schema(
-    "alerts",
-    1,
-    [
-        ("alert_id", STR),
-        ("rule", STR),
-        ("severity", STR),
-        ("status", STR),
-        ("status_reason", STR),
-        ("event_id", STR),
-        ("event_time", TS),
-        ("source_ip", STR),
-        ("bucket", STR),
-        ("key", STR),
-        ("principal_arn", STR),
-        ("user_id", STR),
-        ("session_id", STR),
-        ("claimed_session_id", STR),
-        ("title", STR),
-        ("description", STR),
-        ("detected_at", TS),
-        ("updated_at", TS),
-    ],
+ALERTS_TABLE = TableSpec(
+    name="alerts",
+    version=1,
+    title="Alert state changes (use alerts_latest for the current state)",
+    description="Every state change of every alert (append-only history). Use the view `alerts_latest` for the "
+                "current state.",
+    partition="the UTC date of the event that raised the alert",
+    columns=(
+        Column("alert_id", STR, "deterministic id: hash of rule and subject (event id or session id)"),
+        Column("rule", STR, "the detection rule"),
+        Column("severity", STR, "ASFF severity label"),
+        Column("status", STR, "open or closed"),
+        Column("status_reason", STR, "why an alert was closed or re-opened"),
+        _EVENT_ID, _EVENT_TIME, _SOURCE_IP, _BUCKET, _KEY, _PRINCIPAL_ARN, _USER_ID, _SESSION_ID,
+        Column("claimed_session_id", STR, "the session id the write claims, if any"),
+        Column("title", STR, "the rule's one-line title"),
+        Column("description", STR, "what happened, in words, with the alert's fields"),
+        Column("detected_at", TS, "when the alert was first raised"),
+        Column("updated_at", TS, "when this row (state) was written"),
+    ),
+    key=("alert_id",),
+    version_column="updated_at",
+    sort_keys=("event_time", "alert_id"),
+    bloom_filters=("user_id",),
+    latest_view=True,
 )
 
-LIVE_SESSIONS = _schema(
-    "live_sessions",
-    1,
-    [
-        ("observed_at", TS),
-        ("session_id", STR),
-        ("user_id", STR),
-        ("authentication_type", STR),
-        ("stack_name", STR),
-        ("fleet_name", STR),
-        ("state", STR),
-        ("connection_state", STR),
-        ("start_time", TS),
-        ("max_expiration_time", TS),
-        ("eni_private_ip_address", STR),
-        ("instance_id", STR),
-    ],
+LIVE_SESSIONS_TABLE = TableSpec(
+    name="live_sessions",
+    version=1,
+    title="Live AppStream DescribeSessions observations",
+    description="Snapshots of the live AppStream API (DescribeSessions), one row per session per poll.",
+    partition="the UTC date of the poll",
+    columns=(
+        _OBSERVED_AT, _SESSION_ID, _USER_ID, _AUTH_TYPE, _STACK, _FLEET,
+        Column("state", STR, "`State`: PENDING, ACTIVE or EXPIRED"),
+        Column("connection_state", STR, "`ConnectionState`: CONNECTED or NOT_CONNECTED"),
+        Column("start_time", TS, "`StartTime`: when the session started, UTC"),
+        Column("max_expiration_time", TS, "`MaxExpirationTime`: when the session will end at the latest, UTC"),
+        _ENI_IP, _INSTANCE_ID,
+    ),
+    key=("session_id", "observed_at"),
 )
 
-LIVE_POLLS = _schema(
-    "live_polls",
-    1,
-    [
-        ("observed_at", TS),
-        ("stack_name", STR),
-        ("fleet_name", STR),
-        ("sessions_seen", pa.int64()),
-        ("error", STR),
-    ],
+LIVE_POLLS_TABLE = TableSpec(
+    name="live_polls",
+    version=1,
+    title="Live AppStream polls (which stack/fleet was polled when, and errors)",
+    description="One row per (stack, fleet) per poll: how many sessions were seen, or the error.",
+    partition="the UTC date of the poll",
+    columns=(
+        _OBSERVED_AT, _STACK, _FLEET,
+        Column("sessions_seen", pa.int64(), "how many sessions the poll saw"),
+        Column("error", STR, "why the poll failed (null when it succeeded)"),
+    ),
+    key=("stack_name", "fleet_name", "observed_at"),
 )
 
-TABLES: dict[str, pa.Schema] = {
-    "s3_writes": S3_WRITES,
-    "logons": LOGONS,
-    "sessions": SESSIONS,
-    "applications": APPLICATIONS,
-    "attributed_activity": ATTRIBUTED_ACTIVITY,
-    "alerts": ALERTS,
-    "live_sessions": LIVE_SESSIONS,
-    "live_polls": LIVE_POLLS,
-}
+#: every output table, in the order of the docs and the template
+CATALOG: dict[str, TableSpec] = {t.name: t for t in (
+    S3_WRITES_TABLE, LOGONS_TABLE, SESSIONS_TABLE, APPLICATIONS_TABLE, ATTRIBUTED_ACTIVITY_TABLE, ALERTS_TABLE,
+    LIVE_SESSIONS_TABLE, LIVE_POLLS_TABLE)}
 
-#: the column that identifies a row for "keep the latest row" views and de-duplication
-ROW_KEYS: dict[str, tuple[str, ...]] = {
-    "s3_writes": ("event_id",),
-    "logons": ("event_id",),
-    "sessions": ("session_id",),
-    "applications": ("session_id", "application_name"),
-    "attributed_activity": ("event_id",),
-    "alerts": ("alert_id",),
-    "live_sessions": ("session_id", "observed_at"),
-    "live_polls": ("stack_name", "fleet_name", "observed_at"),
-}
+# -- derived views of the catalog (the names the rest of the code imports) ------------------------
+TABLES: dict[str, pa.Schema] = {name: t.schema for name, t in CATALOG.items()}
+S3_WRITES = S3_WRITES_TABLE.schema
+LOGONS = LOGONS_TABLE.schema
+SESSIONS = SESSIONS_TABLE.schema
+APPLICATIONS = APPLICATIONS_TABLE.schema
+ATTRIBUTED_ACTIVITY = ATTRIBUTED_ACTIVITY_TABLE.schema
+ALERTS = ALERTS_TABLE.schema
+LIVE_SESSIONS = LIVE_SESSIONS_TABLE.schema
+LIVE_POLLS = LIVE_POLLS_TABLE.schema
 
+#: the columns that identify a row for "keep the latest row" views and de-duplication
+ROW_KEYS: dict[str, tuple[str, ...]] = {name: t.key for name, t in CATALOG.items()}
 #: the column whose latest value wins among duplicate keys (None: any copy, they are identical)
-ROW_VERSION: dict[str, str | None] = {
-    "s3_writes": None,
-    "logons": None,
-    "sessions": "report_date",
-    "applications": None,
-    "attributed_activity": "computed_at",
-    "alerts": "updated_at",
-    "live_sessions": None,
-    "live_polls": None,
-}
+ROW_VERSION: dict[str, str | None] = {name: t.version_column for name, t in CATALOG.items()}
 
 
 def schema_version(schema: pa.Schema) -> int:
     return int((schema.metadata or {}).get(b"auditcorr.schema_version", b"0"))
 
 
-def empty(table: str) -> pa.Table:
-    return TABLES[table].empty_table()
-
-
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Return ``table`` with exactly ``schema``'s columns, order and types (missing columns null)."""
     cols = []
-    for field in schema:
-        if field.name in table.column_names:
-            col = table.column(field.name)
-            if col.type != field.type:
-                col = col.cast(field.type)
+    for field_ in schema:
+        if field_.name in table.column_names:
+            col = table.column(field_.name)
+            if col.type != field_.type:
+                col = col.cast(field_.type)
             cols.append(col)
         else:
-            cols.append(pa.nulls(table.num_rows, field.type))
+            cols.append(pa.nulls(table.num_rows, field_.type))
     return pa.Table.from_arrays(cols, schema=schema)
