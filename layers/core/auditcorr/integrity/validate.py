@@ -277,7 +277,7 @@ def _check_link(d: _D, earlier: _D | None, by_rel: dict[str, _D], window_start: 
             # it names a digest older than one we hold: the one we hold is not its predecessor
             d.chain_status, d.chain_reason = CHAIN_BROKEN, "previous_skips_a_seen_digest"
             return
-        if earlier is None and previous_key.end_time < window_start:
+        if earlier is None and previous_key.end_time <= window_start:
             d.chain_status, d.chain_reason = CHAIN_OK, "previous_before_window"
             return
         since = earlier.end if earlier is not None and earlier.end is not None else window_start
