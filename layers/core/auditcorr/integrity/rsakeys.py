@@ -196,6 +196,8 @@ def load_public_key(data: bytes) -> RsaPublicKey:
     if data[:1] == b"\x30":  # binary DER (a SEQUENCE); never strip it, its last bytes may look like spaces
         return parse_der_public_key(data)
     stripped = data.strip()
+    if not stripped:
+        raise KeyFormatError("empty_key")
     match = _PEM.search(stripped)
     if match:
         try:
