@@ -184,6 +184,10 @@ class _D:
         return self.key.end_time if self.key is not None else None
 
 
+def _seen_order(seen: DigestSeen) -> tuple[str, str, str]:
+    return (seen.key, seen.parsed.sha256 if seen.parsed else "", seen.error or "")
+
+
 def _by_time(d: _D) -> tuple[datetime, str]:
     return (d.end or _NO_TIME, d.rel)
 
@@ -332,15 +336,19 @@ def validate(
     ``not_yet_covered`` unless ``as_of`` shows its digest is ``overdue_after`` late.
     ``delivery_slack``: how far a log file's name time may lie before the digest window that lists it.
     """
-    items = []
-    for seen in digests:
+    items: list[_D] = []
+    by_rel: dict[str, _D] = {}
+    # one digest per key from AWSLogs/ on; a duplicate (same object passed twice, or the same key under
+    # two roots) is dropped in a fixed order so the result never depends on the input order
+    for seen in sorted(digests, key=_seen_order):
         key = parse_digest_key(seen.key)
         parsed = seen.parsed
         rel = key.rel if key else relative_key(seen.key)
-        items.append(_D(seen, rel, key, parsed.digest if parsed else None, parsed.sha256 if parsed else None))
-    by_rel: dict[str, _D] = {}
-    for d in items:
-        by_rel.setdefault(d.rel, d)
+        if rel in by_rel:
+            continue
+        d = _D(seen, rel, key, parsed.digest if parsed else None, parsed.sha256 if parsed else None)
+        items.append(d)
+        by_rel[rel] = d
     successors: dict[str, list[_D]] = defaultdict(list)
     for d in items:
         if d.digest is not None and d.digest.previous_s3_object:
@@ -421,7 +429,7 @@ def _log_rows(
         for entry in d.digest.log_files:
             listed[relative_key(entry.s3_object)].append((d, entry))
     seen_by_rel: dict[str, LogFileSeen] = {}
-    for log in logs:
+    for log in sorted(logs, key=lambda x: (x.key, x.outcome, x.sha256 or "")):
         parsed = parse_log_key(log.key)
         seen_by_rel.setdefault(parsed.rel if parsed else relative_key(log.key), log)
 
