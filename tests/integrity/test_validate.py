@@ -371,3 +371,14 @@ def test_result_does_not_depend_on_input_order(trail, ring):
         rng.shuffle(digests)
         rng.shuffle(logs)
         assert validate(digests, logs, ring) == expected
+
+
+def test_backfill_digest_naming_a_regular_digest_links_across_chains(signer, ring):
+    regular = build_trail(TrailSpec(hours=3), signer)
+    backfill = build_trail(
+        TrailSpec(hours=1, start=T0 + 2 * HOUR, backfill=True, seed=12), signer, previous=continue_from(regular)
+    )
+    report = run(regular.merge(backfill), ring)
+    row = digest_row(report, backfill.digest_keys[0])
+    assert (row.chain_status, row.chain_reason) == ("ok", "previous_in_other_chain")
+    assert report.signals == []

@@ -202,7 +202,8 @@ def _unhex(text: str | None) -> bytes | None:
 
 
 def _verifies(d: _D, keys: KeyRing, signature_hex: str | None) -> bool:
-    assert d.digest is not None and d.sha256 is not None
+    if d.digest is None or d.sha256 is None:
+        return False
     key = keys.get(d.digest.public_key_fingerprint)
     signature = _unhex(signature_hex)
     if key is None or signature is None:
@@ -289,7 +290,8 @@ def _check_link(d: _D, earlier: _D | None, by_rel: dict[str, _D], window_start: 
         d.missing_before = max(1, round((digest.digest_start_time - since) / HOUR))
         d.gap_from = since
         return
-    if predecessor is not earlier:
+    other_chain = predecessor.key is not None and d.key is not None and predecessor.key.chain != d.key.chain
+    if predecessor is not earlier and not other_chain:
         d.chain_status, d.chain_reason = CHAIN_BROKEN, "previous_is_not_the_digest_before"
         return
     if predecessor.digest is None or predecessor.sha256 is None:
@@ -312,7 +314,9 @@ def _check_link(d: _D, earlier: _D | None, by_rel: dict[str, _D], window_start: 
     ):
         d.chain_status, d.chain_reason = CHAIN_BROKEN, "previous_signature_mismatch"
         return
-    d.chain_status, d.chain_reason = CHAIN_OK, None
+    # backfill digests chain among themselves (as the AWS CLI traverses them); should one name a
+    # digest of another chain, the link is checked but cannot be checked for adjacency
+    d.chain_status, d.chain_reason = CHAIN_OK, ("previous_in_other_chain" if other_chain else None)
 
 
 # --- the API -------------------------------------------------------------------------------------
