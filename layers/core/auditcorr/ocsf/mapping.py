@@ -41,12 +41,12 @@ STR, I32, I64, BOOL = pa.string(), pa.int32(), pa.int64(), pa.bool_()
 
 #: what the message of a write says for each attribution status (never an invented person)
 WRITE_MESSAGES = {
-    "attributed": "S3 write attributed to the AppStream user whose session held the source address",
-    "ambiguous": "S3 write from an address several AppStream sessions held at that time: no single user; "
+    "attributed": "attributed: S3 write attributed to the AppStream user whose session held the source address",
+    "ambiguous": "ambiguous: S3 write from an address several AppStream sessions held at that time: no single user; "
                  "candidates in enrichments",
-    "pending": "S3 write not attributed yet: the usage reports covering its time have not all arrived",
-    "unattributed": "S3 write from a fleet address no AppStream session held at that time: no user",
-    "external": "S3 write with fleet-role credentials from outside the fleet's addresses: no AppStream user",
+    "pending": "pending: S3 write not attributed yet: the usage reports covering its time have not all arrived",
+    "unattributed": "unattributed: S3 write from a fleet address no AppStream session held at that time: no user",
+    "external": "external: S3 write with fleet-role credentials from outside the fleet's addresses: no AppStream user",
 }
 SEVERITY_IDS = {"INFORMATIONAL": 1, "LOW": 2, "MEDIUM": 3, "HIGH": 4, "CRITICAL": 5}
 #: Authentication.auth_protocol_id per logon event (99 Other: auth_protocol names it)
