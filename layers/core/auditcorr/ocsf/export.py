@@ -209,13 +209,13 @@ class Output:
 
     def put(self, path: str, data: bytes) -> None:
         parent = posixpath.dirname(path)
-        self.fs.create_dir(parent, recursive=True)
         if self.is_local:  # atomically visible, as in the lake
+            self.fs.create_dir(parent, recursive=True)
             tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}")
             with self.fs.open_output_stream(tmp, compression=None) as out:
                 out.write(data)
             self.fs.move(tmp, path)
-        else:
+        else:  # a PUT is atomic; no directory marker objects in the Security Lake bucket
             with self.fs.open_output_stream(path, compression=None) as out:
                 out.write(data)
 
