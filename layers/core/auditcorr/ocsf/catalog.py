@@ -110,3 +110,16 @@ class Catalog:
     def caption(self, owner: dict[str, Any], attr: str, value: int) -> str:
         """The enum caption of ``value`` for ``attr`` (``activity_id`` 5 -> ``Write``)."""
         return str(owner["attributes"][attr]["enum"][str(value)])
+
+
+def hive_type(t: pa.DataType) -> str:
+    """The Glue/Athena (Hive DDL) type of an Arrow type, nested structs and arrays included."""
+    if pa.types.is_struct(t):
+        return "struct<" + ",".join(f"{f.name}:{hive_type(f.type)}" for f in t) + ">"
+    if pa.types.is_list(t):
+        return f"array<{hive_type(t.value_type)}>"
+    simple = {pa.string(): "string", pa.int32(): "int", pa.int64(): "bigint", pa.bool_(): "boolean",
+              pa.float64(): "double"}
+    if t in simple:
+        return simple[t]
+    raise TypeError(f"no Glue type for {t}")
