@@ -174,3 +174,12 @@ def test_export_to_s3(scenario_lake, tmp_path, fake_aws):
 def _local(lake_path: Path, tmp_path: Path) -> Path:
     export(lake_path, tmp_path / "local")
     return tmp_path / "local"
+
+
+def test_each_source_can_have_its_own_output(scenario_lake, tmp_path):
+    findings = Output.open(str(tmp_path / "findings-role"))
+    export_ocsf(Lake.open(str(scenario_lake)), Output.open(str(tmp_path / "sl")),
+                outputs={"auditcorr-detection-finding": findings})
+    assert not list((tmp_path / "sl").rglob("*detection-finding*.parquet"))
+    assert len(list((tmp_path / "findings-role" / "ext" / "auditcorr-detection-finding").rglob("*.parquet"))) == 2
+    assert len(list((tmp_path / "sl").rglob("*.parquet"))) == 3

@@ -331,8 +331,12 @@ def prune(value: object) -> object:
 def export_ocsf(lake: Lake, out: Output, since: datetime | None = None, until: datetime | None = None, *,
                 fallback_account: str | None = None, fallback_region: str | None = None,
                 validate: bool = True, catalog: Catalog | None = None,
-                max_file_bytes: int = MAX_FILE_BYTES) -> ExportResult:
-    """Map the lake's latest rows to OCSF and write the three custom sources under ``out``."""
+                max_file_bytes: int = MAX_FILE_BYTES, outputs: dict[str, Output] | None = None) -> ExportResult:
+    """Map the lake's latest rows to OCSF and write the three custom sources under ``out``.
+
+    ``outputs``: a different output per source (Security Lake gives each custom source its own
+    provider role, so a deployment writes each source through a filesystem assuming that role,
+    e.g. ``pyarrow.fs.S3FileSystem(role_arn=..., external_id=...)``); sources not named use ``out``."""
     window = Window.of(since, until)
     catalog = catalog or Catalog.default()
     mapper = Mapper(catalog)
@@ -347,7 +351,7 @@ def export_ocsf(lake: Lake, out: Output, since: datetime | None = None, until: d
         mapped = to_ocsf(read(lake, window, fallback_account, fallback_region))
         mapped.events = mapped.events.filter(window.mask(arr(mapped.events.column("time"))))
         mapped = _validated(mapped, validator)
-        res = write_source(out, source, mapped.events, window, max_file_bytes)
+        res = write_source((outputs or {}).get(source, out), source, mapped.events, window, max_file_bytes)
         res.rejected.update(mapped.rejected)
         results[source] = res
     return ExportResult(out=out.base if out.is_local else f"s3://{out.base}", sources=results)
