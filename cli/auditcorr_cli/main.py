@@ -327,5 +327,15 @@ def demo(keep: str | None, seed: int) -> None:
     run_demo(keep, seed, click.echo)
 
 
+@main.group()
+def export() -> None:
+    """Export the lake in other formats (ocsf: Amazon Security Lake custom sources)."""
+
+
+from .ocsf.command import ocsf_command  # noqa: E402 - registered next to its group
+
+export.add_command(ocsf_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
