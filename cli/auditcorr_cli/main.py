@@ -332,7 +332,7 @@ def export() -> None:
     """Export the lake in other formats (ocsf: Amazon Security Lake custom sources)."""
 
 
-from .ocsf.command import ocsf_command  # noqa: E402 - registered next to its group
+from .export_ocsf import ocsf_command  # noqa: E402 - registered next to its group
 
 export.add_command(ocsf_command)
 

@@ -13,7 +13,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
-from auditcorr.cli import main
+from auditcorr_cli.main import main
 from auditcorr.lake import Lake
 from auditcorr.ocsf.export import SOURCES, Output, export_ocsf, prune
 from auditcorr.ocsf.validate import Validator

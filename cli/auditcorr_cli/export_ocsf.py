@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import click
 
-from ..lake import Lake
-from ..timeparse import TimeError, parse_ms
-from .export import Output, export_ocsf
+from auditcorr.lake import Lake
+from auditcorr.ocsf.export import Output, export_ocsf
+from auditcorr.timeparse import TimeError, parse_ms
 
 
 def _when(value: str | None) -> datetime | None:
