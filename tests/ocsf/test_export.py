@@ -13,10 +13,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
-from auditcorr_cli.main import main
 from auditcorr.lake import Lake
 from auditcorr.ocsf.export import SOURCES, Output, export_ocsf, prune
 from auditcorr.ocsf.validate import Validator
+from auditcorr_cli.main import main
 from tests.ocsf import scenario as sc
 
 LAYOUT = re.compile(r"^ext/(?P<source>auditcorr-[a-z-]+)/region=(?P<region>[a-z0-9-]+)/accountId=(?P<account>\d{12})/"
