@@ -70,8 +70,6 @@ _WHY = {
     "arrayexcept": "DuckDB returns the elements in another order; use filter(a, x -> NOT contains(b, x))",
     "typeof": "type names differ between the engines",
     "with_timezone": "DuckDB timestamps carry no zone; the local engine works in UTC only",
-    "at_timezone": "DuckDB timestamps carry no zone; use AT TIME ZONE (translated where it is compared, "
-                   "ordered or read as fields)",
     "parsejson": "Trino canonicalises parsed JSON (sorted keys, re-written numbers) and DuckDB does not; "
                  "json_parse translates only inside json_extract/json_extract_scalar/json_array_length/"
                  "json_format or a cast to varchar",
@@ -230,6 +228,9 @@ def _anonymous(node: exp.Anonymous) -> exp.Expression | None:
         if not (isinstance(args[1], exp.Literal) and args[1].is_string):
             raise _refuse("format_datetime", "the pattern must be a string literal")
         return _tpl(f"strftime(_x_, {_lit(_joda(args[1].this))})", x=args[0])
+    if name == "at_timezone" and len(args) == 2:  # Athena's function form of AT TIME ZONE
+        zoned = exp.AtTimeZone(this=args[0].copy(), zone=args[1].copy())
+        return trino_more.at_time_zone(zoned, _UTC, site=node)
     if name == "millisecond" and len(args) == 1:  # DuckDB's includes the seconds (5.123 s -> 5123)
         return _tpl("millisecond(_x_) % 1000", x=args[0])
     if name == "json_array_length" and len(args) == 1:  # DuckDB: 0 for a non-array, Trino: NULL
@@ -256,7 +257,7 @@ def _rewrite(node: exp.Expression, database: str) -> exp.Expression | None:
     if isinstance(node, exp.ArrayDistinct):
         return _tpl("list_filter(_a_, lambda ac_x, ac_i: list_position(_a_, ac_x) = ac_i)", a=node.this)
     if isinstance(node, exp.ArrayContains):
-        if isinstance(node.this, exp.Literal) and node.this.is_string:
+        if (isinstance(node.this, exp.Literal) and node.this.is_string) or trino_more.is_ip(node.expression):
             return trino_more.cidr_contains(node)
         return _tpl("""CASE WHEN list_contains(_a_, _x_) THEN true
           WHEN _x_ IS NULL OR list_count(_a_) < len(_a_) THEN NULL WHEN _a_ IS NOT NULL THEN false END""",

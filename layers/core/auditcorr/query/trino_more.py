@@ -17,8 +17,9 @@
   so it translates by use: compared, ordered, ``to_unixtime``, ``date_diff`` in units up to hours,
   or zoned again with AT TIME ZONE -> the instant (Trino compares instants); read as fields
   (``hour``, ``day_of_week``, ``CAST AS date/timestamp``, ``format_datetime`` without zone letters,
-  ...) -> the local wall-clock time; anything else (shown, truncated, grouped) with a zone other
-  than UTC is refused.  AT TIME ZONE takes an Area/City zone (DuckDB's ICU data; refused: three-
+  ...) -> the local wall-clock time; cast to varchar with a fixed offset -> Trino's text
+  (``2020-05-11 11:15:05.055 +01:00``); anything else (shown, truncated, grouped, a named zone as
+  text) with a zone other than UTC is refused.  AT TIME ZONE takes an Area/City zone (DuckDB's ICU data; refused: three-
   letter names, which Trino and ICU resolve differently) or a fixed ``+hh:mm`` offset.
 * ``format(fmt, ...)`` is Java's Formatter (Locale.ENGLISH) over the arguments converted as
   Trino's FormatFunction does (integers -> Long, NULL -> ``null``).  Translated: ``%s`` (varchar,
@@ -109,21 +110,35 @@ _GUARD = "refusal_guard"
 def try_call(node: exp.Try) -> exp.Expression:
     """Trino's try(): NULL where the expression fails; a run-time refusal must not become NULL.
 
-    A rewritten node may carry the condition under which it refuses (``meta['refusal_guard']``): that
-    check is then made outside the TRY, unless it sits in a lambda (its variables are bound inside).
+    A rewritten node may carry the condition under which it refuses and that refusal's message
+    (``meta['refusal_guard']``): that check is then made outside the TRY, unless it sits in a lambda
+    (whose variables are bound inside); so is a refusal decided by the argument types alone.
     """
     inner = node.this
-    guards = []
-    for guarded in [n for n in inner.walk() if n.meta.get(_GUARD) is not None]:
-        up = guarded.parent
+
+    def in_lambda(n: exp.Expression) -> bool:
+        up = n.parent
         while up is not None and up is not node and not isinstance(up, exp.Lambda):
             up = up.parent
-        if isinstance(up, exp.Lambda):
+        return isinstance(up, exp.Lambda)
+
+    guards: list[exp.Expression] = []
+    for guarded in [n for n in inner.walk() if n.meta.get(_GUARD) is not None]:
+        if in_lambda(guarded):
             continue
-        guards.append(guarded.meta[_GUARD])
+        condition, message = guarded.meta[_GUARD]
+        guards.append(condition)
         for n in list(guarded.walk()):
-            if _error_message(n).startswith(REFUSED_PREFIX):
+            if _error_message(n) == REFUSED_PREFIX + message:
                 n.replace(exp.Null())
+    # a refusal decided by types alone (CASE WHEN typeof(..) ..) holds for every row: decide it outside
+    for when in [n for n in inner.walk() if isinstance(n, exp.If)]:
+        cond, then = when.this, when.args.get("true")
+        if then is None or not _error_message(then).startswith(REFUSED_PREFIX) or in_lambda(when):
+            continue
+        if all(c.find_ancestor(exp.Typeof) is not None for c in cond.find_all(exp.Column)):
+            guards.append(cond.copy())
+            then.replace(exp.Null())
     for n in list(inner.walk()):
         if _error_message(n).startswith(ATHENA_FAILS_PREFIX):
             n.replace(exp.Null())
@@ -141,6 +156,8 @@ def try_call(node: exp.Try) -> exp.Expression:
                   "ELSE _t_ END", t=new)
     if is_ip(inner):
         new.meta[_IP] = True
+        if inner.meta.get(_IP_SAFE) is not None:
+            new.meta[_IP_SAFE] = inner.meta[_IP_SAFE]
     return new
 
 
@@ -175,11 +192,15 @@ def _use_site(node: exp.Expression) -> tuple[exp.Expression, Any]:
 
 
 def zone_use(node: exp.Expression) -> str:
-    """'instant', 'fields' or 'value': how the zoned timestamp ``node`` is used by its parent."""
+    """'instant', 'fields', 'text' or 'value': how the zoned timestamp ``node`` is used by its parent."""
     child, parent = _use_site(node)
+    if isinstance(parent, exp.Cast) and parent.to.this in exp.DataType.TEXT_TYPES:
+        return "text"
     if isinstance(parent, (*_CMP, exp.Ordered, exp.TimeToUnix)):
         return "instant"
-    if isinstance(parent, exp.AtTimeZone) and child.arg_key == "this":
+    zoned_again = isinstance(parent, exp.Anonymous) and parent.name.lower() == "at_timezone"
+    if (isinstance(parent, exp.AtTimeZone) and child.arg_key == "this") or (
+            zoned_again and child is parent.expressions[0]):
         return "instant"
     if isinstance(parent, exp.DateDiff):
         unit = parent.args.get("unit")
@@ -198,8 +219,9 @@ def zone_use(node: exp.Expression) -> str:
     return "value"
 
 
-_ZONED_HINT = ("only compared, ordered, given to to_unixtime/date_diff (units up to hours) or read as "
-               "fields (hour(), CAST(... AS date), format_datetime without zone letters) translate")
+_ZONED_HINT = ("only compared, ordered, given to to_unixtime/date_diff (units up to hours), read as "
+               "fields (hour(), CAST(... AS date), format_datetime without zone letters) or, for a fixed "
+               "offset, cast to varchar translate")
 
 
 def iso8601_timestamp(node: exp.Expression, utc: set[str]) -> exp.Expression:
@@ -208,10 +230,17 @@ def iso8601_timestamp(node: exp.Expression, utc: set[str]) -> exp.Expression:
     use = zone_use(node)
     bad = err("from_iso8601_timestamp: text outside the ISO 8601 forms translated "
               "(yyyy-MM-dd, yyyy-MM-ddTHH[:mm[:ss[.fff]]] with Z or an offset)")
-    if use == "fields":  # the local wall-clock time is the text without its offset
-        return tpl(rf"""CASE WHEN NOT regexp_full_match(_s_, {lit(_ISO_TS)}) THEN {bad}
+    local = tpl(rf"""CASE WHEN NOT regexp_full_match(_s_, {lit(_ISO_TS)}) THEN {bad}
           ELSE date_trunc('millisecond', CAST(regexp_replace(_s_, '^([^T]*T[0-9:.,]*)(Z|[+-][0-9:]*)$', '\1')
             AS TIMESTAMP)) END""", s=s)
+    if use == "fields":  # the local wall-clock time is the text without its offset
+        return local
+    if use == "text":  # Trino: '2020-05-11 11:15:05.055 +01:00'; a zero offset is the zone UTC
+        return tpl(r"""strftime(_l_, '%Y-%m-%d %H:%M:%S.%g') || ' ' || CASE
+          WHEN NOT regexp_matches(_s_, 'T.*[+-]\d\d(:?\d\d)?$') OR regexp_matches(_s_, 'T.*[+-]00(:?00)?$')
+            THEN 'UTC'
+          ELSE regexp_extract(_s_, '([+-]\d\d):?(\d\d)?$', 1) || ':'
+            || coalesce(nullif(regexp_extract(_s_, '([+-]\d\d):?(\d\d)?$', 2), ''), '00') END""", l=local, s=s)
     instant = f"CASE WHEN NOT regexp_full_match(_s_, {lit(_ISO_TS)}) THEN {bad} ELSE " \
               "date_trunc('millisecond', CAST(_s_ AS TIMESTAMPTZ)) END"
     if use == "instant":
@@ -222,26 +251,37 @@ def iso8601_timestamp(node: exp.Expression, utc: set[str]) -> exp.Expression:
       AND NOT regexp_matches(_s_, 'T.*[+-]00(:?00)?$') THEN {err(msg)} ELSE {instant} END""", s=s)
 
 
-def at_time_zone(node: exp.AtTimeZone, utc: set[str]) -> exp.Expression:
+def at_time_zone(node: exp.AtTimeZone, utc: set[str], site: exp.Expression | None = None) -> exp.Expression:
+    """``x AT TIME ZONE z`` (or ``at_timezone(x, z)``, then ``site`` is the call in the tree)."""
     zone = node.args.get("zone")
     if not (isinstance(zone, exp.Literal) and zone.is_string):
         raise refuse("AT TIME ZONE", "the zone must be a string literal")
     instant = exp.Cast(this=node.this, to=exp.DataType.build("TIMESTAMPTZ"))
     if zone.this.upper() in utc:
         return instant
-    use = zone_use(node)
+    use = zone_use(site if site is not None else node)
     if use == "instant":
         return instant
-    if use == "value":
+    offset = _OFFSET_ZONE.fullmatch(zone.this)
+    if use == "text" and offset:  # Trino: '2026-03-02 14:08:05.000 +05:30'
+        shown = "+00:00" if zone.this[1:] == "00:00" else zone.this
+        local = at_time_zone_local(instant, offset)
+        return tpl(f"strftime(_l_, '%Y-%m-%d %H:%M:%S.%g') || {lit(' ' + ('UTC' if shown == '+00:00' else shown))}",
+                   l=local)
+    if use in ("value", "text"):
         raise refuse("AT TIME ZONE", "the result keeps the zone in Trino and DuckDB timestamps carry none; "
                      + _ZONED_HINT)
-    offset = _OFFSET_ZONE.fullmatch(zone.this)
     if offset:
-        minutes = (1 if offset.group(1) == "+" else -1) * (int(offset.group(2)) * 60 + int(offset.group(3)))
-        return tpl(f"CAST(timezone('UTC', _x_) + INTERVAL ({minutes}) MINUTE AS TIMESTAMP)", x=instant)
+        return at_time_zone_local(instant, offset)
     if not _AREA_ZONE.fullmatch(zone.this):
         raise refuse(f"AT TIME ZONE {zone.this!r}", "write the zone as Area/City (Europe/Paris) or +hh:mm")
     return tpl(f"timezone({lit(zone.this)}, _x_)", x=instant)
+
+
+def at_time_zone_local(instant: exp.Expression, offset: re.Match[str]) -> exp.Expression:
+    """The wall-clock time of ``instant`` at a fixed offset (DuckDB's ICU knows no '+hh:mm' zone)."""
+    minutes = (1 if offset.group(1) == "+" else -1) * (int(offset.group(2)) * 60 + int(offset.group(3)))
+    return tpl(f"CAST(timezone('UTC', _x_) + INTERVAL ({minutes}) MINUTE AS TIMESTAMP)", x=instant)
 
 
 # ---------------------------------------------------------------- json_parse
@@ -442,6 +482,9 @@ def _v6_regex() -> str:
 _V6 = _v6_regex()
 _MAPPED = 0xFFFF << 32
 _IP = "ipaddress"
+_IP_SAFE = "ipaddress_or_null"  # the same value, NULL instead of any error (for checks made outside TRY)
+_IP_UNSURE_MSG = "IPADDRESS with a zone id (%) or non-ASCII digits: Athena versions parse it differently"
+_IP_BAD_MSG = "Cannot cast value to IPADDRESS"
 _IP_UNSURE = "%|[^\\x00-\\x7f]"  # newer Guava drops a zone id; Character.digit takes any Unicode digit
 _IP_SQL = f"""list_transform([lower(CAST(_x_ AS VARCHAR))], lambda ac_s: CASE
   WHEN ac_s IS NULL THEN NULL
@@ -459,9 +502,8 @@ _IP_SQL = f"""list_transform([lower(CAST(_x_ AS VARCHAR))], lambda ac_s: CASE
           lambda ac_z: '0'),
         CASE WHEN len(ac_p) = 1 OR ac_p[2] = '' THEN [] ELSE string_split(ac_p[2], ':') END),
         lambda ac_g: CAST('0x' || ac_g AS UHUGEINT)), lambda ac_a, ac_b: ac_a * 65536 + ac_b))[1])[1]
-  WHEN regexp_matches(ac_s, {lit(_IP_UNSURE)}) THEN {err('IPADDRESS with a zone id (%) or non-ASCII digits: '
-                                                           'Athena versions parse it differently')}
-  ELSE {fail('Cannot cast value to IPADDRESS')} END)[1]"""
+  WHEN regexp_matches(ac_s, {lit(_IP_UNSURE)}) THEN {err(_IP_UNSURE_MSG)}
+  ELSE {fail(_IP_BAD_MSG)} END)[1]"""
 
 _IP_USES = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ, exp.Between,
             exp.In, exp.Ordered)
@@ -489,7 +531,10 @@ def ip_cast(node: exp.Cast) -> exp.Expression:
         raise refuse("IPADDRESS", why)
     new = tpl(_IP_SQL, x=node.this)
     new.meta[_IP] = True
-    new.meta[_GUARD] = tpl(f"regexp_matches(lower(CAST(_x_ AS VARCHAR)), {lit(_IP_UNSURE)})", x=node.this)
+    new.meta[_IP_SAFE] = tpl(_IP_SQL.replace(err(_IP_UNSURE_MSG), "NULL").replace(fail(_IP_BAD_MSG), "NULL"),
+                             x=node.this)
+    new.meta[_GUARD] = (tpl(f"regexp_matches(lower(CAST(_x_ AS VARCHAR)), {lit(_IP_UNSURE)})", x=node.this),
+                        _IP_UNSURE_MSG)
     return new
 
 
@@ -528,8 +573,9 @@ def cidr_contains(node: exp.ArrayContains) -> exp.Expression:
         raise refuse("contains(cidr, ip)", athena + "Prefix length exceeds address length")
     if v4 and (value & 0xFFFFFFFF) & (0xFFFFFFFF >> prefix):
         raise refuse("contains(cidr, ip)", athena + "Invalid CIDR (host bits set)")
-    mixed = err("contains(cidr, ip) of an address of the other IP version: Athena releases differ "
-                "(an error, later false); test the version first")
+    mixed_msg = ("contains(cidr, ip) of an address of the other IP version: Athena releases differ "
+                 "(an error, later false); test the version first")
+    mixed = err(mixed_msg)
     def shifted(by: int) -> str:
         return f"(_ip_ >> CAST({by} AS UHUGEINT))"
     if v4:  # the address's low 32 bits against the network's
@@ -544,4 +590,8 @@ def cidr_contains(node: exp.ArrayContains) -> exp.Expression:
         same = f"{shifted(32)} <> CAST({0xFFFF} AS UHUGEINT)"
     if prefix == 0:
         test = "true"
-    return tpl(f"CASE WHEN _ip_ IS NULL THEN NULL WHEN NOT ({same}) THEN {mixed} ELSE {test} END", ip=address)
+    new = tpl(f"CASE WHEN _ip_ IS NULL THEN NULL WHEN NOT ({same}) THEN {mixed} ELSE {test} END", ip=address)
+    safe = address.meta.get(_IP_SAFE)
+    if safe is not None:  # for try(): the version check, made where no parse failure can raise
+        new.meta[_GUARD] = (tpl(f"coalesce(NOT ({same}), false)", ip=safe), mixed_msg)
+    return new
