@@ -126,11 +126,11 @@ def try_call(node: exp.Try) -> exp.Expression:
     for guarded in [n for n in inner.walk() if n.meta.get(_GUARD) is not None]:
         if in_lambda(guarded):
             continue
-        condition, message = guarded.meta[_GUARD]
-        guards.append(condition)
-        for n in list(guarded.walk()):
-            if _error_message(n) == REFUSED_PREFIX + message:
-                n.replace(exp.Null())
+        for condition, message in guarded.meta[_GUARD]:
+            guards.append(condition)
+            for n in list(guarded.walk()):
+                if _error_message(n) == REFUSED_PREFIX + message:
+                    n.replace(exp.Null())
     # a refusal decided by types alone (CASE WHEN typeof(..) ..) holds for every row: decide it outside
     for when in [n for n in inner.walk() if isinstance(n, exp.If)]:
         cond, then = when.this, when.args.get("true")
@@ -154,10 +154,9 @@ def try_call(node: exp.Try) -> exp.Expression:
         check = " OR ".join(f"({g.sql('duckdb')})" for g in guards)
         new = tpl(f"CASE WHEN {check} THEN {err('try(): a value the local engine cannot translate exactly')} "
                   "ELSE _t_ END", t=new)
-    if is_ip(inner):
-        new.meta[_IP] = True
-        if inner.meta.get(_IP_SAFE) is not None:
-            new.meta[_IP_SAFE] = inner.meta[_IP_SAFE]
+    for flag in (_IP, _IP_SAFE, _PARSED):  # try(x) has x's type
+        if inner.meta.get(flag) is not None:
+            new.meta[flag] = inner.meta[flag]
     return new
 
 
@@ -179,6 +178,10 @@ _FIELD_FUNCS = {"millisecond", "yow", "year_of_week", "format_datetime"}
 _SHORT_UNITS = {"millisecond", "second", "minute", "hour"}
 _ISO_TS = (r"^\d{4}-\d\d-\d\d(T([01]\d|2[0-3])(:[0-5]\d(:[0-5]\d([.,]\d{1,9})?)?)?"
            r"(Z|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)?)?$")
+# text Joda's ISO parser surely rejects (a space, other letters): Athena fails on it too
+_ISO_CHARS = r"[-+0-9T][-+0-9TWZtwz:.,]*"
+_ISO_UNSURE_MSG = ("from_iso8601_timestamp: an ISO 8601 form not translated (week or ordinal dates, basic "
+                   "format...); write yyyy-MM-dd[THH:mm[:ss[.fff]]][Z|+hh:mm]")
 _OFFSET_ZONE = re.compile(r"([+-])(\d\d):(\d\d)")
 _AREA_ZONE = re.compile(r"[A-Za-z][A-Za-z_+-]*(/[A-Za-z0-9_+-]+)+")
 
@@ -228,27 +231,36 @@ def iso8601_timestamp(node: exp.Expression, utc: set[str]) -> exp.Expression:
     """from_iso8601_timestamp(s): Trino keeps the offset as the value's zone, at millisecond precision."""
     s = node.this
     use = zone_use(node)
-    bad = err("from_iso8601_timestamp: text outside the ISO 8601 forms translated "
-              "(yyyy-MM-dd, yyyy-MM-ddTHH[:mm[:ss[.fff]]] with Z or an offset)")
+    bad = (f"CASE WHEN regexp_full_match(_s_, {lit(_ISO_CHARS)}) THEN {err(_ISO_UNSURE_MSG)} "
+           f"ELSE {fail('from_iso8601_timestamp: Invalid format')} END")
+    guards = [(tpl(f"NOT regexp_full_match(_s_, {lit(_ISO_TS)}) AND regexp_full_match(_s_, {lit(_ISO_CHARS)})",
+                   s=s), _ISO_UNSURE_MSG)]
     local = tpl(rf"""CASE WHEN NOT regexp_full_match(_s_, {lit(_ISO_TS)}) THEN {bad}
           ELSE date_trunc('millisecond', CAST(regexp_replace(_s_, '^([^T]*T[0-9:.,]*)(Z|[+-][0-9:]*)$', '\1')
             AS TIMESTAMP)) END""", s=s)
     if use == "fields":  # the local wall-clock time is the text without its offset
+        local.meta[_GUARD] = guards
         return local
     if use == "text":  # Trino: '2020-05-11 11:15:05.055 +01:00'; a zero offset is the zone UTC
-        return tpl(r"""strftime(_l_, '%Y-%m-%d %H:%M:%S.%g') || ' ' || CASE
+        text = tpl(r"""strftime(_l_, '%Y-%m-%d %H:%M:%S.%g') || ' ' || CASE
           WHEN NOT regexp_matches(_s_, 'T.*[+-]\d\d(:?\d\d)?$') OR regexp_matches(_s_, 'T.*[+-]00(:?00)?$')
             THEN 'UTC'
           ELSE regexp_extract(_s_, '([+-]\d\d):?(\d\d)?$', 1) || ':'
             || coalesce(nullif(regexp_extract(_s_, '([+-]\d\d):?(\d\d)?$', 2), ''), '00') END""", l=local, s=s)
+        text.meta[_GUARD] = guards
+        return text
     instant = f"CASE WHEN NOT regexp_full_match(_s_, {lit(_ISO_TS)}) THEN {bad} ELSE " \
               "date_trunc('millisecond', CAST(_s_ AS TIMESTAMPTZ)) END"
     if use == "instant":
-        return tpl(instant, s=s)
+        new = tpl(instant, s=s)
+        new.meta[_GUARD] = guards
+        return new
     msg = ("from_iso8601_timestamp with a non-UTC offset: Trino keeps the offset as the value's zone; "
            + _ZONED_HINT)
-    return tpl(rf"""CASE WHEN regexp_matches(_s_, 'T.*[+-]\d\d(:?\d\d)?$')
-      AND NOT regexp_matches(_s_, 'T.*[+-]00(:?00)?$') THEN {err(msg)} ELSE {instant} END""", s=s)
+    zoned = r"regexp_matches(_s_, 'T.*[+-]\d\d(:?\d\d)?$') AND NOT regexp_matches(_s_, 'T.*[+-]00(:?00)?$')"
+    new = tpl(f"CASE WHEN {zoned} THEN {err(msg)} ELSE {instant} END", s=s)
+    new.meta[_GUARD] = [*guards, (tpl(zoned, s=s), msg)]
+    return new
 
 
 def at_time_zone(node: exp.AtTimeZone, utc: set[str], site: exp.Expression | None = None) -> exp.Expression:
@@ -533,8 +545,8 @@ def ip_cast(node: exp.Cast) -> exp.Expression:
     new.meta[_IP] = True
     new.meta[_IP_SAFE] = tpl(_IP_SQL.replace(err(_IP_UNSURE_MSG), "NULL").replace(fail(_IP_BAD_MSG), "NULL"),
                              x=node.this)
-    new.meta[_GUARD] = (tpl(f"regexp_matches(lower(CAST(_x_ AS VARCHAR)), {lit(_IP_UNSURE)})", x=node.this),
-                        _IP_UNSURE_MSG)
+    new.meta[_GUARD] = [(tpl(f"regexp_matches(lower(CAST(_x_ AS VARCHAR)), {lit(_IP_UNSURE)})", x=node.this),
+                         _IP_UNSURE_MSG)]
     return new
 
 
@@ -593,5 +605,5 @@ def cidr_contains(node: exp.ArrayContains) -> exp.Expression:
     new = tpl(f"CASE WHEN _ip_ IS NULL THEN NULL WHEN NOT ({same}) THEN {mixed} ELSE {test} END", ip=address)
     safe = address.meta.get(_IP_SAFE)
     if safe is not None:  # for try(): the version check, made where no parse failure can raise
-        new.meta[_GUARD] = (tpl(f"coalesce(NOT ({same}), false)", ip=safe), mixed_msg)
+        new.meta[_GUARD] = [(tpl(f"coalesce(NOT ({same}), false)", ip=safe), mixed_msg)]
     return new
