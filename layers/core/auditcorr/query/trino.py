@@ -17,15 +17,21 @@ order-preserving ``array_distinct``; Trino's NULL logic in ``contains``/``any_ma
 non-array; ``''`` from ``substr(s, 0)``; ``$1`` in ``regexp_replace``; ``from_iso8601_timestamp``
 and ``from_unixtime`` at millisecond precision; DATE results of ``date_add``/``date_trunc``;
 ``to_iso8601``, ``format_datetime`` (Joda subset), ``url_extract_host`` (java.net.URI hosts);
-``auditcorr.<table>`` -> ``<table>``.
+``millisecond`` (of the second); ``auditcorr.<table>`` -> ``<table>``.  In ``trino_more`` (decisions
+and their Trino sources in its docstring): ``_col<i>`` names of unaliased columns; ``json_parse``
+feeding JSON functions; ``from_iso8601_timestamp`` offsets and ``AT TIME ZONE``/``at_timezone``
+where compared, ordered, read as fields or (fixed offsets) cast to varchar; ``format`` (%s %d %x
+%.Nf ...); ``try``; IPADDRESS compares and ``contains('cidr', ip)`` (IPv4, IPv6, IPv4-mapped).
 
-Refused: DECIMAL division (Trino rounds to scale: ``1.0 / 3 = 0.3``), ``format``, ``map_agg``,
-``array_union/intersect/except`` (order), ``json_parse``/``JSON '..'``/``CAST(.. AS JSON)`` (Trino
-canonicalises JSON; fine inside ``json_extract_scalar``), IPADDRESS/IPPREFIX and CIDR ``contains``,
-column-expanding or multi-array ``UNNEST``, zones other than UTC, ``typeof``, wildcard JSON paths;
-at run time: doubles/times/arrays/JSON objects to varchar, URLs outside the recognised subset,
-non-UTC ISO offsets.  Only one SELECT/WITH/VALUES/SHOW/DESCRIBE statement runs; DuckDB file
-readers and system functions are refused.
+Refused: DECIMAL division (Trino rounds to scale: ``1.0 / 3 = 0.3``), ``map_agg``,
+``array_union/intersect/except`` (order), ``json_parse``/``JSON '..'`` elsewhere and ``CAST(.. AS
+JSON)`` (Trino canonicalises JSON), IPPREFIX, shown IPADDRESS values, column-expanding or
+multi-array ``UNNEST``, zoned values shown or truncated, ``typeof``, wildcard JSON paths, other
+``format`` conversions; at run time: doubles/times/arrays/JSON objects to varchar, URLs outside the
+recognised subset, non-UTC zoned values shown, parsed JSON Trino would print or pick differently,
+an address of the other IP version than the CIDR, IP zone ids, ``format`` arguments Java prints
+differently.  Only one SELECT/WITH/VALUES/SHOW/DESCRIBE statement runs; DuckDB file readers and
+system functions are refused.
 
 Known residue: DuckDB re-serialises JSON numbers (``1.50`` -> ``1.5``; Trino keeps the text); a
 regexp group that did not participate is '' (Trino NULL); timestamps are formatted as timestamp(3)
