@@ -259,3 +259,45 @@ RUNTIME_REFUSED = [
 def test_refused_when_run(con, trino_sql, message):
     with pytest.raises(duckdb.Error, match=re.escape(message)):
         run(con, trino_sql)
+
+
+def _ipv6_forms(count: int) -> list[str]:
+    import ipaddress
+    import random
+
+    rng = random.Random(14)
+    forms = ["::", "::1", "1::", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1::8", "::ffff:1.2.3.4", "::1.2.3.4",
+             "64:ff9b::10.0.0.0", "1:2:3:4:5:6:1.2.3.4", "FE80::ABCD:0:0:1"]
+    for _ in range(count):
+        value = rng.getrandbits(128)
+        if rng.random() < 0.6:  # runs of zero groups, for '::'
+            value &= ~(((1 << (16 * rng.randint(1, 5))) - 1) << (16 * rng.randint(0, 2)))
+        address = ipaddress.IPv6Address(value)
+        forms += [address.compressed, address.exploded.upper()]
+    return forms
+
+
+def test_ip_text_forms_parse_to_the_address_an_independent_parser_finds(con):
+    # RFC 4291 text forms (as Guava's InetAddresses accepts them) against Python's ipaddress: every
+    # spelling equals the exploded form of the same address, IPv4-mapped ones the dotted IPv4 [ip]
+    import ipaddress
+
+    pairs = []
+    for text in _ipv6_forms(60):
+        value = int(ipaddress.IPv6Address(text.lower()))
+        same = str(ipaddress.IPv4Address(value & 0xFFFFFFFF)) if value >> 32 == 0xFFFF else \
+            ipaddress.IPv6Address(value).exploded
+        pairs.append(f"('{text}', '{same}')")
+    sql = ("SELECT t, CAST(t AS IPADDRESS) = CAST(s AS IPADDRESS), CAST(t AS IPADDRESS) < CAST(s AS IPADDRESS)"
+           f" FROM (VALUES {', '.join(pairs)}) v(t, s)")
+    rows = run(con, sql)
+    assert len(rows) == len(pairs) > 100
+    assert [r for r in rows if r[1:] != (True, False)] == []
+
+
+@pytest.mark.parametrize("text", ["1:2:3:4:5:6:7:8:9", ":::", "1::2::3", "12345::", "1:2:3:4:5:6:7", "::1.2.3",
+                                  "1.2.3.4::", ":1::", "1::2:", "g::1", "1:2:3:4:5:6:7:1.2.3.4", "1.2.3",
+                                  "256.1.1.1", " 1.2.3.4", "1:2:3:4:5:6:7:8::"])
+def test_ip_text_athena_rejects_is_rejected(con, text):
+    with pytest.raises(duckdb.Error, match="Cannot cast value to IPADDRESS"):
+        run(con, f"SELECT CAST('{text}' AS IPADDRESS) = IPADDRESS '::1'")

@@ -541,6 +541,12 @@ def ip_cast(node: exp.Cast) -> exp.Expression:
             raise refuse("IPADDRESS", why)
     else:
         raise refuse("IPADDRESS", why)
+    parsed = _parse_ip(node.this.this) if isinstance(node.this, exp.Literal) and node.this.is_string else None
+    if parsed is not None:  # a valid literal is parsed here, once (an invalid one fails when run, as in Athena)
+        constant = tpl(f"CAST('{parsed[0]}' AS UHUGEINT)")
+        constant.meta[_IP] = True
+        constant.meta[_IP_SAFE] = constant.copy()
+        return constant
     new = tpl(_IP_SQL, x=node.this)
     new.meta[_IP] = True
     new.meta[_IP_SAFE] = tpl(_IP_SQL.replace(err(_IP_UNSURE_MSG), "NULL").replace(fail(_IP_BAD_MSG), "NULL"),
@@ -602,7 +608,9 @@ def cidr_contains(node: exp.ArrayContains) -> exp.Expression:
         same = f"{shifted(32)} <> CAST({0xFFFF} AS UHUGEINT)"
     if prefix == 0:
         test = "true"
-    new = tpl(f"CASE WHEN _ip_ IS NULL THEN NULL WHEN NOT ({same}) THEN {mixed} ELSE {test} END", ip=address)
+    decide = f"CASE WHEN _ip_ IS NULL THEN NULL WHEN NOT ({same}) THEN {mixed} ELSE {test} END"
+    # the address is parsed once per row (bound to a lambda variable), not once per use
+    new = tpl("list_transform([_a_], lambda ac_ip: " + decide.replace("_ip_", "ac_ip") + ")[1]", a=address)
     safe = address.meta.get(_IP_SAFE)
     if safe is not None:  # for try(): the version check, made where no parse failure can raise
         new.meta[_GUARD] = [(tpl(f"coalesce(NOT ({same}), false)", ip=safe), mixed_msg)]
