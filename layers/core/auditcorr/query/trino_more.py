@@ -10,7 +10,8 @@
 * ``json_parse(x)`` (and ``JSON '..'``) is canonical JSON in Trino (keys sorted, numbers re-written
   by Jackson).  Translated to DuckDB ``json(x)`` (same failures on invalid text) only where it feeds
   ``json_extract_scalar``, ``json_extract``, ``json_array_length``, ``json_format`` or a cast to
-  varchar; a guard raises at run time where the answer could differ: a duplicated key on the path,
+  varchar; text DuckDB reads but Jackson rejects (trailing commas, NaN, Infinity) fails as in
+  Athena; a guard raises at run time where the answer could differ: a duplicated key on the path,
   a fractional number as the scalar, and, where JSON text is shown, objects or fractional numbers
   (only strings, integers, booleans, null and arrays of those print identically).
 * Zoned timestamps: a TIMESTAMP WITH TIME ZONE keeps its zone in Trino and DuckDB cannot carry one,
@@ -312,7 +313,12 @@ def json_parse(node: exp.ParseJSON) -> exp.Expression | None:
         isinstance(parent, exp.Cast) and parent.to.this in exp.DataType.TEXT_TYPES)
     if not ok:
         return None
-    new = tpl("json(_x_)", x=node.this)
+    # DuckDB's reader also takes trailing commas and NaN/Infinity, which Jackson (json_parse) rejects
+    outside_strings = r"""regexp_replace(_x_, '"(?:[^"\\]|\\.)*"', '""', 'g')"""
+    lax = (rf"regexp_matches({outside_strings}, ',[ \t\n\r]*[\]}}]') OR regexp_matches({outside_strings}, "
+           r"'(?i)(^|[^a-z])(nan|[+-]?inf(inity)?)($|[^a-z])')")
+    new = tpl(f"CASE WHEN {lax} THEN {fail('json_parse: Cannot convert value to JSON')} ELSE json(_x_) END",
+              x=node.this)
     new.meta[_PARSED] = True
     return new
 
