@@ -257,6 +257,8 @@ RUNTIME_REFUSED = [
     ("SELECT from_iso8601_timestamp(iso) FROM attributed_activity", "non-UTC offset"),
     ("SELECT hour(from_iso8601_timestamp('2026-03-02 08:00:00'))", "athena fails too: from_iso8601_timestamp"),
     ("SELECT hour(from_iso8601_timestamp('2026-W10-1'))", "auditcorr: from_iso8601_timestamp: an ISO 8601 form"),
+    ("SELECT hour(from_iso8601_timestamp('2026-03-02T08'))", "auditcorr: from_iso8601_timestamp: an ISO 8601 form"),
+    ("SELECT try(from_iso8601_timestamp('2026-03-02T08:00:00,5Z')) < now()", "auditcorr: try()"),
     ("SELECT try(from_iso8601_timestamp('2026-061T08:00Z')) < now()", "auditcorr: try()"),
     ("SELECT try(from_iso8601_timestamp(iso)) FROM attributed_activity", "auditcorr: try()"),  # non-UTC shown
 ]

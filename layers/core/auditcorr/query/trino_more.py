@@ -177,12 +177,13 @@ _FIELDS = (exp.Hour, exp.Minute, exp.Second, exp.Day, exp.DayOfMonth, exp.Month,
            exp.Extract, exp.TimeToStr)
 _FIELD_FUNCS = {"millisecond", "yow", "year_of_week", "format_datetime"}
 _SHORT_UNITS = {"millisecond", "second", "minute", "hour"}
-_ISO_TS = (r"^\d{4}-\d\d-\d\d(T([01]\d|2[0-3])(:[0-5]\d(:[0-5]\d([.,]\d{1,9})?)?)?"
+# the ISO 8601 forms both Joda and DuckDB's cast read (not: hour alone, a comma before the fraction)
+_ISO_TS = (r"^\d{4}-\d\d-\d\d(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?"
            r"(Z|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)?)?$")
 # text Joda's ISO parser surely rejects (a space, other letters): Athena fails on it too
 _ISO_CHARS = r"[-+0-9T][-+0-9TWZtwz:.,]*"
 _ISO_UNSURE_MSG = ("from_iso8601_timestamp: an ISO 8601 form not translated (week or ordinal dates, basic "
-                   "format...); write yyyy-MM-dd[THH:mm[:ss[.fff]]][Z|+hh:mm]")
+                   "format...); write yyyy-MM-dd[THH:mm[:ss[.fff]][Z|+hh:mm]]")
 _OFFSET_ZONE = re.compile(r"([+-])(\d\d):(\d\d)")
 _AREA_ZONE = re.compile(r"[A-Za-z][A-Za-z_+-]*(/[A-Za-z0-9_+-]+)+")
 
