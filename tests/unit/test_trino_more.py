@@ -121,6 +121,9 @@ CASES = [
     ("SELECT event_id, try(contains('10.0.0.0/8', CAST(source_ip AS IPADDRESS))) FROM attributed_activity"
      " WHERE event_id IN ('e1', 'e3', 'e5') ORDER BY 1", [("e1", True), ("e3", True), ("e5", None)]),
     ("SELECT contains('10.0.0.0/8', try(CAST('010.0.0.1' AS IPADDRESS)))", [(None,)]),  # Guava: no leading 0
+    ("SELECT any_match(ARRAY['10.1.1.1', '192.168.0.1'], x -> contains('192.168.0.0/16', CAST(x AS IPADDRESS))),"
+     " filter(ARRAY['10.1.1.1', 'AWS Internal', '::1'], x -> try(CAST(x AS IPADDRESS)) IS NULL)",
+     [(True, ["AWS Internal"])]),
     # ---- format [format]
     ("SELECT format('%s%%', 123), format('%.5f', pi()), format('%03d', 8), format('%-7s,%7s', 'hello', 'world'),"
      " format('%2$s %3$s %1$s', 'a', 'b', 'c')", [("123%", "3.14159", "008", "hello  ,  world", "b c a")]),

@@ -539,7 +539,8 @@ def ip_cast(node: exp.Cast) -> exp.Expression:
     child, parent = _use_site(node)
     why = ("an IPADDRESS value can only be compared with another, ordered or tested with "
            "contains('cidr', ip) locally; compare the text otherwise")
-    if isinstance(parent, exp.ArrayContains) and child.arg_key == "expression":
+    if (isinstance(parent, exp.ArrayContains) and child.arg_key == "expression") or (
+            isinstance(parent, exp.Is) and isinstance(parent.expression, exp.Null)):
         pass
     elif isinstance(parent, _IP_USES):
         others = [parent.this] + ([parent.expression] if parent.args.get("expression") is not None else []) + list(
