@@ -33,7 +33,7 @@
 * IPADDRESS is a 128-bit number (UHUGEINT): IPv4 a.b.c.d is ``::ffff:a.b.c.d`` as in Trino, so the
   two spellings are equal; text is parsed by the RFC 3986 grammar Guava's InetAddresses accepts
   (octets with leading zeros and zone ids are refused: Guava's handling varies by version).  Such
-  values may be compared, ordered and tested with ``contains('cidr', ip)``, whose network must be a
+  values may be compared, ordered, tested IS NULL and with ``contains('cidr', ip)``, whose network must be a
   literal, checked as Trino does (host bits of an IPv4 network must be zero; an IPv4-mapped IPv6
   network is IPv4).  An address of the other IP version than the network raises at run time:
   Trino releases differ (an error, later false).  Showing an IPADDRESS value is refused.
