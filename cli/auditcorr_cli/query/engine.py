@@ -120,10 +120,13 @@ class LocalEngine:
         return fetch_arrow(rel)
 
     def query(self, trino_sql: str, params: list[Any] | None = None) -> pa.Table:
-        """Run Athena (Trino) SQL: translated, refused if it would answer differently."""
+        """Run Athena (Trino) SQL: translated, refused if it would answer differently; columns named
+        as Athena names them (``_col0``, ... for unaliased expressions)."""
         from .trino import translate
+        from .trino_more import athena_names
 
-        return self.execute(translate(trino_sql), params)
+        table = self.execute(translate(trino_sql), params)
+        return table.rename_columns(athena_names(table.column_names))
 
     def close(self) -> None:
         self.con.close()

@@ -17,15 +17,21 @@ order-preserving ``array_distinct``; Trino's NULL logic in ``contains``/``any_ma
 non-array; ``''`` from ``substr(s, 0)``; ``$1`` in ``regexp_replace``; ``from_iso8601_timestamp``
 and ``from_unixtime`` at millisecond precision; DATE results of ``date_add``/``date_trunc``;
 ``to_iso8601``, ``format_datetime`` (Joda subset), ``url_extract_host`` (java.net.URI hosts);
-``auditcorr.<table>`` -> ``<table>``.
+``millisecond`` (of the second); ``auditcorr.<table>`` -> ``<table>``.  In ``trino_more`` (decisions
+and their Trino sources in its docstring): ``_col<i>`` names of unaliased columns; ``json_parse``
+feeding JSON functions; ``from_iso8601_timestamp`` offsets and ``AT TIME ZONE``/``at_timezone``
+where compared, ordered, read as fields or (fixed offsets) cast to varchar; ``format`` (%s %d %x
+%.Nf ...); ``try``; IPADDRESS compares and ``contains('cidr', ip)`` (IPv4, IPv6, IPv4-mapped).
 
-Refused: DECIMAL division (Trino rounds to scale: ``1.0 / 3 = 0.3``), ``format``, ``map_agg``,
-``array_union/intersect/except`` (order), ``json_parse``/``JSON '..'``/``CAST(.. AS JSON)`` (Trino
-canonicalises JSON; fine inside ``json_extract_scalar``), IPADDRESS/IPPREFIX and CIDR ``contains``,
-column-expanding or multi-array ``UNNEST``, zones other than UTC, ``typeof``, wildcard JSON paths;
-at run time: doubles/times/arrays/JSON objects to varchar, URLs outside the recognised subset,
-non-UTC ISO offsets.  Only one SELECT/WITH/VALUES/SHOW/DESCRIBE statement runs; DuckDB file
-readers and system functions are refused.
+Refused: DECIMAL division (Trino rounds to scale: ``1.0 / 3 = 0.3``), ``map_agg``,
+``array_union/intersect/except`` (order), ``json_parse``/``JSON '..'`` elsewhere and ``CAST(.. AS
+JSON)`` (Trino canonicalises JSON), IPPREFIX, shown IPADDRESS values, column-expanding or
+multi-array ``UNNEST``, zoned values shown or truncated, ``typeof``, wildcard JSON paths, other
+``format`` conversions; at run time: doubles/times/arrays/JSON objects to varchar, URLs outside the
+recognised subset, non-UTC zoned values shown, parsed JSON Trino would print or pick differently,
+an address of the other IP version than the CIDR, IP zone ids, ``format`` arguments Java prints
+differently.  Only one SELECT/WITH/VALUES/SHOW/DESCRIBE statement runs; DuckDB file readers and
+system functions are refused.
 
 Known residue: DuckDB re-serialises JSON numbers (``1.50`` -> ``1.5``; Trino keeps the text); a
 regexp group that did not participate is '' (Trino NULL); timestamps are formatted as timestamp(3)
@@ -42,6 +48,15 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, SqlglotError
 
+from . import trino_more
+from ._sqltpl import UnsupportedSQL
+from ._sqltpl import err as _err
+from ._sqltpl import lit as _lit
+from ._sqltpl import refuse as _refuse
+from ._sqltpl import tpl as _tpl
+
+__all__ = ["UnsupportedSQL", "translate"]
+
 T = exp.DataType.Type
 _INT = {T.TINYINT, T.SMALLINT, T.INT, T.BIGINT}
 _FLOAT = {T.DOUBLE, T.FLOAT}
@@ -55,16 +70,15 @@ _DENY = {"glob", "query", "query_table", "getenv", "current_setting", "sniff_csv
          "file_search_path", "scan_arrow_ipc"}
 _UTC = {"UTC", "Z", "+00:00", "+0000", "ETC/UTC"}
 _WHY = {
-    "format": "Trino's format() is Java String.format, DuckDB's is fmt-style; build the text with concat()",
     "map_agg": "DuckDB has no map_agg with Trino's semantics; use array_agg of the keys and values",
     "array_union": "DuckDB returns the elements in another order; use array_distinct(concat(a, b))",
     "arrayintersect": "DuckDB returns the elements in another order; use filter(a, x -> contains(b, x))",
     "arrayexcept": "DuckDB returns the elements in another order; use filter(a, x -> NOT contains(b, x))",
     "typeof": "type names differ between the engines",
     "with_timezone": "DuckDB timestamps carry no zone; the local engine works in UTC only",
-    "at_timezone": "DuckDB timestamps carry no zone; the local engine works in UTC only",
     "parsejson": "Trino canonicalises parsed JSON (sorted keys, re-written numbers) and DuckDB does not; "
-                 "pass the varchar straight to json_extract/json_extract_scalar instead",
+                 "json_parse translates only inside json_extract/json_extract_scalar/json_array_length/"
+                 "json_format or a cast to varchar",
 }
 _JODA = {"yyyy": "%Y", "yy": "%y", "MMMM": "%B", "MMM": "%b", "MM": "%m", "M": "%-m", "dd": "%d", "d": "%-d",
          "HH": "%H", "H": "%-H", "hh": "%I", "h": "%-I", "mm": "%M", "m": "%-M", "ss": "%S", "s": "%-S",
@@ -77,35 +91,6 @@ _HOST = (rf"((?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?|(?:{_OCTET}
 _URL_HEAD = rf"^[A-Za-z][A-Za-z0-9+.-]*://(?:[A-Za-z0-9_.!~*'();:&=+$,-]*@)?{_HOST}"
 _URL_RE = (rf"{_URL_HEAD}(?::[0-9]*)?(?:/(?:[{_URL_CH}]|%[0-9A-Fa-f]{{2}})*)?"
            rf"(?:\?(?:[{_URL_CH}?\[\]]|%[0-9A-Fa-f]{{2}})*)?(?:#(?:[{_URL_CH}?\[\]]|%[0-9A-Fa-f]{{2}})*)?$")
-
-
-class UnsupportedSQL(ValueError):
-    """The statement cannot be run locally with exactly Athena's answer."""
-
-
-def _refuse(construct: str, why: str) -> UnsupportedSQL:
-    return UnsupportedSQL(f"{construct}: {why}")
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _err(msg: str) -> str:
-    return f"error({_lit('auditcorr: ' + msg)})"
-
-
-_ATOMIC = (exp.Column, exp.Literal, exp.Paren, exp.Func, exp.Placeholder, exp.Null, exp.Boolean, exp.Lambda)
-
-
-def _tpl(template: str, **args: exp.Expression) -> exp.Expression:
-    """Parse a DuckDB template and put copies of ``args`` in place of its ``_name_`` columns."""
-    def sub(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and not node.table and node.name.strip("_") in args:
-            new = args[node.name.strip("_")].copy()
-            return new if isinstance(new, _ATOMIC) else exp.Paren(this=new)
-        return node
-    return sqlglot.parse_one(template, read="duckdb").transform(sub)
 
 
 def _unit(node: exp.Expression, allowed: set[str], fn: str) -> str:
@@ -249,6 +234,11 @@ def _anonymous(node: exp.Anonymous) -> exp.Expression | None:
         if not (isinstance(args[1], exp.Literal) and args[1].is_string):
             raise _refuse("format_datetime", "the pattern must be a string literal")
         return _tpl(f"strftime(_x_, {_lit(_joda(args[1].this))})", x=args[0])
+    if name == "at_timezone" and len(args) == 2:  # Athena's function form of AT TIME ZONE
+        zoned = exp.AtTimeZone(this=args[0].copy(), zone=args[1].copy())
+        return trino_more.at_time_zone(zoned, _UTC, site=node)
+    if name == "millisecond" and len(args) == 1:  # DuckDB's includes the seconds (5.123 s -> 5123)
+        return _tpl("millisecond(_x_) % 1000", x=args[0])
     if name == "json_array_length" and len(args) == 1:  # DuckDB: 0 for a non-array, Trino: NULL
         return _tpl("CASE WHEN json_type(_j_) = 'ARRAY' THEN json_array_length(_j_) END", j=args[0])
     if name == "url_extract_host" and len(args) == 1:
@@ -273,9 +263,8 @@ def _rewrite(node: exp.Expression, database: str) -> exp.Expression | None:
     if isinstance(node, exp.ArrayDistinct):
         return _tpl("list_filter(_a_, lambda ac_x, ac_i: list_position(_a_, ac_x) = ac_i)", a=node.this)
     if isinstance(node, exp.ArrayContains):
-        if isinstance(node.this, exp.Literal) and node.this.is_string:
-            raise _refuse("contains(cidr, ip)", "IPADDRESS/CIDR matching is not translated; compare the "
-                          "source_ip text (e.g. source_ip LIKE '10.%') instead")
+        if (isinstance(node.this, exp.Literal) and node.this.is_string) or trino_more.is_ip(node.expression):
+            return trino_more.cidr_contains(node)
         return _tpl("""CASE WHEN list_contains(_a_, _x_) THEN true
           WHEN _x_ IS NULL OR list_count(_a_) < len(_a_) THEN NULL WHEN _a_ IS NOT NULL THEN false END""",
                     a=node.this, x=node.expression)
@@ -293,19 +282,32 @@ def _rewrite(node: exp.Expression, database: str) -> exp.Expression | None:
           WHEN _i_ > len(string_split(_s_, _d_)) THEN NULL ELSE _n_ END""", s=s, d=d, i=i, n=node)
     if isinstance(node, exp.JSONExtractScalar):
         _json_path(node, "json_extract_scalar")
-        if isinstance(node.this, exp.ParseJSON):  # same answer from the text itself
-            node.set("this", node.this.this)
         check = exp.Anonymous(this="json_type", expressions=[node.this.copy(), node.expression.copy()])
-        return _tpl("CASE WHEN _t_ IN ('OBJECT', 'ARRAY') THEN NULL ELSE _n_ END", t=check, n=node)
+        scalar: exp.Expression = node
+        if trino_more.is_parsed(node.this):
+            scalar = trino_more.guard_parsed_path(node, node.this, node.expression, scalar=True)
+        return _tpl("CASE WHEN _t_ IN ('OBJECT', 'ARRAY') THEN NULL ELSE _n_ END", t=check, n=scalar)
     if isinstance(node, exp.JSONExtract):
         _json_path(node, "json_extract")
+        if trino_more.is_parsed(node.this):
+            new = trino_more.guard_parsed_path(node, node.this, node.expression, scalar=False)
+            if trino_more.shows_json_text(node):
+                new = trino_more.prints_same(new)
+            new.meta["json_parsed"] = True
+            return new
     if isinstance(node, exp.JSONFormat):
+        value = trino_more.prints_same(node.this) if trino_more.is_parsed(node.this) else node.this
         msg = _err("json_format takes a JSON value (from json_extract)")
-        return _tpl(f"CASE WHEN typeof(_x_) = 'JSON' THEN CAST(_x_ AS VARCHAR) ELSE {msg} END", x=node.this)
+        return _tpl(f"CASE WHEN typeof(_x_) = 'JSON' THEN CAST(_x_ AS VARCHAR) ELSE {msg} END", x=value)
     if isinstance(node, exp.ParseJSON):
-        if isinstance(node.parent, exp.JSONExtractScalar) and node.arg_key == "this":
-            return None
-        raise _refuse("json_parse / JSON literal", _WHY["parsejson"])
+        parsed = trino_more.json_parse(node)
+        if parsed is None:
+            raise _refuse("json_parse / JSON literal", _WHY["parsejson"])
+        return parsed
+    if isinstance(node, exp.Try):
+        return trino_more.try_call(node)
+    if isinstance(node, exp.Format):
+        return trino_more.format_call(node)
     if isinstance(node, exp.UnixToTime):
         zone = node.args.get("zone")
         if any(node.args.get(k) is not None for k in ("hours", "minutes", "scale")) or (
@@ -315,20 +317,16 @@ def _rewrite(node: exp.Expression, database: str) -> exp.Expression | None:
         return _tpl("CAST(epoch_ms(CAST(floor(CAST(_x_ AS DOUBLE) * 1000 + 0.5) AS BIGINT)) AS TIMESTAMPTZ)",
                     x=node.this)
     if isinstance(node, exp.FromISO8601Timestamp):
-        msg = "from_iso8601_timestamp with a non-UTC offset: Trino keeps the zone, the local engine cannot"
-        return _tpl(rf"""CASE WHEN regexp_matches(_s_, 'T.*[+-]\d\d(:?\d\d)?$')
-          AND NOT regexp_matches(_s_, 'T.*[+-]00(:?00)?$') THEN {_err(msg)}
-          ELSE date_trunc('millisecond', CAST(_s_ AS TIMESTAMPTZ)) END""", s=node.this)
+        return trino_more.iso8601_timestamp(node, _UTC)
     if isinstance(node, exp.AtTimeZone):
-        zone = node.args.get("zone")
-        if isinstance(zone, exp.Literal) and zone.this.upper() in _UTC:
-            return exp.Cast(this=node.this, to=exp.DataType.build("TIMESTAMPTZ"))
-        raise _refuse("AT TIME ZONE", "DuckDB timestamps carry no zone; only AT TIME ZONE 'UTC' translates")
+        return trino_more.at_time_zone(node, _UTC)
     if isinstance(node, exp.Cast):
         to = node.to.this
-        if to in (T.IPADDRESS, T.IPPREFIX):
-            raise _refuse(f"CAST(... AS {to.value})", "DuckDB has no IPADDRESS/IPPREFIX type; compare the "
-                          "IP text instead")
+        if to == T.IPADDRESS:
+            return trino_more.ip_cast(node)
+        if to == T.IPPREFIX:
+            raise _refuse("CAST(... AS IPPREFIX)", "DuckDB has no IPPREFIX type; use contains('cidr', "
+                          "CAST(ip AS IPADDRESS))")
         if to == T.JSON:
             raise _refuse("CAST(... AS JSON)", "Trino makes a JSON string of a varchar, DuckDB parses it")
         if to in (T.CHAR, T.NCHAR):
@@ -410,6 +408,7 @@ def translate(sql: str, database: str = "auditcorr") -> str:
     _check_statement(tree, sql)
     if isinstance(tree, exp.Command):
         return re.sub(rf"\b{re.escape(database)}\.", "", tree.sql("duckdb"), flags=re.I)
+    tree = trino_more.name_columns(tree)
     for node in reversed(list(tree.walk(bfs=False))):  # children before parents
         new = _rewrite(cast(exp.Expression, node), database)
         if new is not None and new is not node:
