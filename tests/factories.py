@@ -134,7 +134,9 @@ def report_csv(rows: list[dict[str, str]], columns: list[str] | None = None) -> 
 
 def report_name(day: str) -> str:
     y, m, d = day.split("-")
-    return f"appstream-logs/sessions/schedule=DAILY/year={y}/month={m}/day={d}/daily-session-report-{day}.csv"
+    # the bucket AppStream creates for the reports: appstream-logs-<region>-<account>-<random>
+    return (f"appstream-logs-us-east-1-{ACCOUNT}-f00d/sessions/schedule=DAILY/year={y}/month={m}/day={d}/"
+            f"daily-session-report-{day}.csv")
 
 
 def ct_name(n: int, day: str = "2026/03/02") -> str:

@@ -289,10 +289,11 @@ def _report_sessions(folder: str) -> list[dict[str, Any]]:
 @click.option("--stack", "stacks", multiple=True, metavar="STACK:FLEET",
               help="stack/fleet pair to poll (repeatable); default: [live] stacks in the config, else discover")
 @click.option("--region", default=None, help="AWS region of the AppStream stacks")
+@click.option("--account", default=None, help="the AppStream account (default: the caller's, or the fake world's)")
 @click.option("--fake-world", type=click.Path(exists=True, file_okay=False), default=None,
               help="poll a simulated AppStream API serving the sessions of a world made by `demo --keep`")
 @click.option("--at", "at", default=None, help="with --fake-world: the simulated time of the poll (ISO, UTC)")
-def poll(lake: str, config_path: str | None, stacks: tuple[str, ...], region: str | None,
+def poll(lake: str, config_path: str | None, stacks: tuple[str, ...], region: str | None, account: str | None,
          fake_world: str | None, at: str | None) -> None:
     """Poll the AppStream API (DescribeSessions) once and store the live sessions in the lake."""
     from auditcorr_aws.appstream import LivePoller, parse_stacks
@@ -304,15 +305,19 @@ def poll(lake: str, config_path: str | None, stacks: tuple[str, ...], region: st
 
         now = _time(at, datetime.now(UTC))
         now_ms = int(now.timestamp() * 1000)
-        client: Any = FakeAppStream.from_world(_report_sessions(fake_world))
+        rows = _report_sessions(fake_world)
+        client: Any = FakeAppStream.from_world(rows)
         client.now_ms = now_ms
         pipe = Pipeline(_lake(lake), cfg, clock=lambda: now_ms)
+        account = account or next((r.get("aws_account_id") for r in rows if r.get("aws_account_id")), None)
+        region = region or next((r.get("region") for r in rows if r.get("region")), None)
     else:
-        from auditcorr_aws.appstream import appstream_client
+        from auditcorr_aws.appstream import appstream_client, caller_account
 
         client = appstream_client(region=region)
         pipe = Pipeline(_lake(lake), cfg)
-    totals = LivePoller(client, pipe, pairs).run()
+        account = account or caller_account(region)
+    totals = LivePoller(client, pipe, pairs, account_id=account, region=region).run()
     click.echo(", ".join(f"{k}={v}" for k, v in totals.items()))
 
 

@@ -21,6 +21,7 @@ from auditcorr.pipeline import Pipeline
 from auditcorr_cli.query import analyst
 from auditcorr_cli.query.engine import LocalEngine
 
+from .common import ACCOUNT, REGION
 from .world import World, generate_world
 
 #: the demo polls the (fake) AppStream API every POLL_EVERY-th CloudTrail delivery (about every
@@ -63,16 +64,23 @@ def ingest_world(world: World, pipe: Pipeline, clock: SimClock, poll: Callable[[
     return summary
 
 
+def world_scope(world: World) -> tuple[str, str]:
+    """The account and region the world's AppStream runs in (what a poller there would know)."""
+    first = world.sessions[0] if world.sessions else {}
+    return str(first.get("aws_account_id", ACCOUNT)), str(first.get("region", REGION))
+
+
 def make_poller(world: World, pipe: Pipeline) -> Callable[[int], None]:
     """Poll the fake AppStream API (the world's sessions as of the clock) into the pipeline."""
     from .fake_appstream import FakeAppStream, poll_fake
 
     fake = FakeAppStream.from_world(world.sessions)
+    account, region = world_scope(world)
 
     def poll(now_ms: int) -> None:
         fake.now_ms = now_ms
         sessions, polled = poll_fake(fake)
-        pipe.ingest_live(sessions, now_ms, polled)
+        pipe.ingest_live(sessions, now_ms, polled, account_id=account, region=region)
 
     return poll
 

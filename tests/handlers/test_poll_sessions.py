@@ -77,8 +77,9 @@ def test_the_payload_polls_every_auth_type_and_stores_the_live_tables(deployment
     assert [(p["stack_name"], p["fleet_name"], p["sessions_seen"], p["error"]) for p in polls] == [
         (*PAIR, 2, None)]
     keys = deployment.lake_objects()
-    # nothing else of the lake (besides pyarrow's empty "directory" markers)
-    assert {k.split("/")[1] for k in keys if not k.endswith("/")} == {"live_sessions", "live_polls"}
+    # nothing else of the lake (besides pyarrow's empty "directory" markers) but the data clock it moves
+    assert {k.split("/")[1] for k in keys if not k.endswith("/")} == {"live_sessions", "live_polls", "_state"}
+    assert [k for k in keys if "/_state/" in k and not k.endswith("/")] == ["lake/_state/clocks.json"]
     metrics = aws.emf_metrics(capsys.readouterr().out)
     assert metrics["sessions_observed"] == 2 and metrics["stacks_failed"] == 0
     assert metrics["appstream_calls"] == len(AUTH_TYPES)
@@ -152,6 +153,7 @@ def test_a_write_ingested_after_the_polls_is_attributed_live_within_minutes(depl
         module, h = poll_handler(at_ms=T + minute * MIN)
         fake.now_ms = T + minute * MIN
         module.poller().client = fake
+        module.poller().account_id = sc.ACCOUNT  # the poller runs in the AppStream account
         assert h(sc.payload(PAYLOAD), aws.FakeContext())["sessions_observed"] == 1
 
     ct_module, ct = handler("IngestCloudTrailFunction")

@@ -163,9 +163,13 @@ def test_source_ip_shapes_are_kept_and_classified_without_guessing(tmp_path):
     assert status["ip-7"] == "unattributed"  # a fleet IP with blanks around it is still that IP
     assert status["good-20"] == "unattributed"
     rules = Counter(rule for _, rule, _ in alerts_view(pipe.lake, open_only=True))
-    # only the real IP outside the fleet is a credential replay; service names, 'AWS Internal',
+    # only the real IP outside the fleet is a credential replay; a service name or 'AWS Internal' that no
+    # service claims (no invokedBy) is the fleet role's credentials used through a service (issue 15);
     # comma lists and garbage are not evidence of anything
-    assert rules == Counter({"credentials_outside_fleet": 1, "unattributed_activity": 2})
+    assert rules == Counter({"credentials_outside_fleet": 1, "unattributed_activity": 2,
+                             "fleet_credentials_via_service": 2})
+    via = {r["event_id"] for r in pipe.lake.read("alerts").to_pylist() if r["rule"] == "fleet_credentials_via_service"}
+    assert via == {"ip-0", "ip-1"}
     outside = [r for r in pipe.lake.read("alerts").to_pylist() if r["rule"] == "credentials_outside_fleet"]
     assert outside[0]["event_id"] == "ip-3"
 

@@ -12,14 +12,25 @@ import pyarrow.parquet as pq
 from auditcorr.config import Config
 from auditcorr.lake import Lake, keep_latest
 from auditcorr.pipeline import Pipeline
+from auditcorr.timeparse import day_string
 from tests.factories import T0
 
 NOW_MS = int(T0.timestamp() * 1000) + 5 * 86_400_000  # five days after the world: reports are due
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "bad"
 
 
-def new_pipe(path: Path | str, config: Config | None = None, now_ms: int = NOW_MS) -> Pipeline:
-    return Pipeline(Lake.open(str(path)), config or Config(), clock=lambda: now_ms)
+SCOPE = "111122223333|us-east-1"  # the factories' account and region
+
+
+def new_pipe(path: Path | str, config: Config | None = None, now_ms: int = NOW_MS, reports_in: bool = True) -> Pipeline:
+    """A pipeline on ``path``; ``reports_in``: the sessions reports of the days around the world (from
+    three days before to five days after ``T0``) count as in, with no sessions unless a test ingests a
+    report of its own -- every write of the world is final."""
+    pipe = Pipeline(Lake.open(str(path)), config or Config(), clock=lambda: now_ms)
+    if reports_in:
+        for day in range(-3, 6):
+            pipe.completeness.record_report(SCOPE, day_string(int(T0.timestamp() * 1000) // 86_400_000 + day))
+    return pipe
 
 
 def quarantined(lake: Lake) -> dict[str, dict[str, Any]]:

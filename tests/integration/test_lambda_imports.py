@@ -43,4 +43,5 @@ def test_core_layer_requirements_are_the_layer_only_packages():
     reqs = aws.repo_path("layers", "core", "requirements.txt").read_text()
     names = {line.split(">")[0].split("=")[0].split("<")[0].strip().lower() for line in reqs.splitlines()
              if line.strip() and not line.startswith("#")}
-    assert names == {"orjson", "msgspec"}
+    # orjson/msgspec: CloudTrail decoding (ADR 0005); cachetools: the lake's byte-budget caches (ADR 0008)
+    assert names == {"orjson", "msgspec", "cachetools"}

@@ -131,7 +131,7 @@ def test_poll_sessions_is_scheduled_never_retried_never_overlapping():
     assert TPL["Parameters"]["LiveStacks"]["Default"] == ""  # empty: discover
 
 
-def test_poll_sessions_reads_appstream_and_writes_only_the_live_tables():
+def test_poll_sessions_reads_appstream_and_writes_only_the_live_tables_and_its_data_clock():
     (inline, *rest) = RES["PollSessionsFunction"]["Properties"]["Policies"]
     assert rest == []  # not the LakeWritePolicy
     sts = statements(inline)
@@ -141,11 +141,15 @@ def test_poll_sessions_reads_appstream_and_writes_only_the_live_tables():
                     if isinstance(r, dict) and "Fn::Sub" in r and "LakeBucket.Arn" in r["Fn::Sub"]}
     lake = "${LakeBucket.Arn}/${LakePrefix}"
     assert s3_resources == {f"{lake}/live_sessions/*", f"{lake}/live_polls/*",  # the two tables
-                            lake, f"{lake}/live_sessions", f"{lake}/live_polls", f"{lake}/"}  # pyarrow's dirs
+                            f"{lake}/_state/clocks.json",  # the data clock a poll moves
+                            lake, f"{lake}/live_sessions", f"{lake}/live_polls", f"{lake}/",  # pyarrow's dirs
+                            f"{lake}/_state", f"{lake}/_state/"}
     writes = [st for st in sts if {"s3:PutObject", "s3:DeleteObject"} & set(as_list(st["Action"]))]
     for st in writes:
         for r in as_list(st["Resource"]):
-            assert r["Fn::Sub"].endswith(("/live_sessions/*", "/live_polls/*", "${LakePrefix}/")), r
+            assert r["Fn::Sub"].endswith(("/live_sessions/*", "/live_polls/*", "${LakePrefix}/", "/_state/clocks.json",
+                                          "/_state/")), r
+        assert "s3:DeleteObject" not in as_list(st["Action"]) or "_state" not in str(st["Resource"])
 
 
 def test_every_checkov_skip_says_why():

@@ -44,7 +44,9 @@ def canary_trail() -> bytes:
     logon = f.saml_logon(sc.T0 + 5 * M, CAROL, ip=CAROL_HOME_IP)
     logon["userAgent"] = CANARY_UA
     logon["requestParameters"]["SAMLAssertion"] = SAML_ASSERTION  # hostile or future CloudTrail shape
-    write = f.put(sc.T0 + 30 * M, CAROL_IP, key=CAROL_KEY, session_name=CAROL, userAgent=CANARY_UA)
+    # claims alice's session from carol's address: a disguise, alerted at once (it needs no report),
+    # so carol's address reaches the alert people receive -- and must still not reach the logs
+    write = f.put(sc.T0 + 30 * M, CAROL_IP, key=CAROL_KEY, session_name=sc.S1, userAgent=CANARY_UA)
     no_time = f.put(sc.T0 + 31 * M, CAROL_IP, key=CAROL_KEY, session_name=CAROL)
     del no_time["eventTime"]  # rejected with a reason: the reason must not quote the record
     bad_ip = f.put(sc.T0 + 32 * M, f"{CAROL_IP}, {CAROL_HOME_IP}", key=CAROL_KEY, session_name=CAROL)

@@ -100,13 +100,13 @@ def run_with_partial_failures(app: App) -> dict[str, Any]:
     module, _ = app.container(PA)
     calls = {"n": 0}
 
-    def third_publish_fails(**_: Any) -> None:
+    def second_publish_fails(**_: Any) -> None:
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 2:
             from botocore.exceptions import ClientError
             raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, "Publish")
 
-    module.publisher().sns.meta.events.register("before-call.sns.Publish", third_publish_fails)
+    module.publisher().sns.meta.events.register("before-call.sns.Publish", second_publish_fails)
     events, app.pending_alert_events = app.pending_alert_events, []
     event = aws.sqs_event(events)
     first = app.invoke(PA, event)

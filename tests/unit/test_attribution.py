@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -31,9 +31,16 @@ def alerts(lake, status="open"):
 
 
 def ingest(pipe: Pipeline, records, sessions, n=1, day="2026-03-02"):
+    """The CloudTrail file, then the day's report and the next day's (empty: no session ended then),
+    so every write of the day is final."""
     pipe.ingest_object(ct_name(n), trail(records))
     if sessions is not None:
         pipe.ingest_object(report_name(day), report_csv(sessions))
+        pipe.ingest_object(report_name(next_day(day)), report_csv([]))
+
+
+def next_day(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
 
 def test_write_inside_session_is_attributed_with_logon(pipe, lake):
@@ -184,18 +191,15 @@ def test_empty_redelivery_does_not_wipe_a_day(pipe, lake):
     assert lake.read("sessions").column("session_id").to_pylist() == [sid(1)]
 
 
-def test_alert_closed_when_late_report_contradicts_it(pipe, lake, clock):
-    # idle-looking write; the 03-02 report is missing but a later report makes the day look covered
+def test_the_wall_clock_never_finalises_a_write(pipe, lake, clock):
+    # five days later by the wall clock, the 03-02 report not in: the write waits, no alert is written
     clock.set(T0 + 5 * 24 * H)
     pipe.ingest_object(ct_name(1), trail([put(T0 + 600 * S, IP, key="k")]))
-    assert activity(lake)["k"]["status"] == "unattributed"
-    assert alerts(lake)[("unattributed_activity", "k")]["status"] == "open"
+    assert activity(lake)["k"]["status"] == "pending"
+    assert lake.read("alerts").num_rows == 0
     pipe.ingest_object(report_name("2026-03-02"), report_csv([session_row(sid(1), "a@example.com", IP, T0, T0 + H)]))
     assert activity(lake)["k"]["status"] == "attributed"
-    assert alerts(lake) == {}
-    closed = alerts(lake, status="closed")[("unattributed_activity", "k")]
-    assert closed["status"] == "closed"
-    assert "no longer raised" in closed["status_reason"]
+    assert lake.read("alerts").num_rows == 0  # every alert row ever written: none
 
 
 def test_claim_sources(lake, clock):
@@ -254,12 +258,28 @@ def test_nat_egress_is_external_without_a_replay_alert(lake, clock):
     assert set(alerts(lake)) == {("credentials_outside_fleet", "replay")}
 
 
-def test_reattribute_settles_pending_writes_once_the_grace_period_passes(pipe, lake, clock):
+def test_a_missing_report_raises_one_alert_and_its_writes_stay_pending(pipe, lake, clock):
     clock.set(T0 + 2 * H)
-    pipe.ingest_object(ct_name(1), trail([put(T0 + 600 * S, "10.40.99.1", key="idle")]))
+    pipe.ingest_object(ct_name(1), trail([put(T0 + 600 * S, "10.40.99.1", key="idle"),
+                                          put(T0 + 700 * S, IP, key="k")]))
     assert pipe.pending_days() == ["2026-03-02"]
-    clock.set(T0 + 24 * 4 * H)  # 03-03 ended more than report_grace_hours ago, no report ever came
+    # later reports come, and CloudTrail moves on past the grace (data time: 03-05); 03-02's never does
+    for day in ("2026-03-03", "2026-03-04"):
+        pipe.ingest_object(report_name(day), report_csv([]))
+    pipe.ingest_object(ct_name(2, day="2026/03/05"), trail([put(T0 + 3 * 24 * H, "10.40.99.2", key="later")]))
     pipe.reattribute(pipe.pending_days(), "recompute-scheduled")
-    assert activity(lake)["idle"]["status"] == "unattributed"
-    assert pipe.pending_days() == []
-    assert ("unattributed_activity", "idle") in alerts(lake)
+    act = activity(lake)
+    assert (act["idle"]["status"], act["k"]["status"]) == ("pending", "pending")
+    every = lake.read("alerts").to_pylist()
+    assert [(a["rule"], a["status"], a["event_id"]) for a in every] == [
+        ("usage_report_missing", "open", "report:111122223333|us-east-1|2026-03-02")]
+    assert every[0]["account_id"] == "111122223333" and every[0]["region"] == "us-east-1"
+    # the report comes after all: the alert closes with the reason, the writes are decided
+    pipe.ingest_object(report_name("2026-03-02"), report_csv([session_row(sid(1), "a@example.com", IP, T0, T0 + H)]))
+    act = activity(lake)
+    assert (act["idle"]["status"], act["k"]["status"]) == ("unattributed", "attributed")
+    from auditcorr.lake import keep_latest
+
+    latest = {a["rule"]: a for a in keep_latest(lake.read("alerts").drop_columns(["dt"]), "alerts").to_pylist()}
+    assert latest["usage_report_missing"]["status"] == "closed"
+    assert "no longer raised" in latest["usage_report_missing"]["status_reason"]

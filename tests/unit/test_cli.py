@@ -24,6 +24,10 @@ def world(tmp_path):
             put(T0 + timedelta(minutes=6), IP, key="exports/x y+z.csv", session_name=sid(2), event_id="w2"),
             put(T0 + timedelta(minutes=7), "203.0.113.77", key="replay", event_id="w3")]
     (inputs / "ct" / "a.json.gz").write_bytes(trail(recs))
+    # carol's write, hours later: the account's CloudTrail has come far enough to judge the morning's
+    # sessions' logons (the logon cross-check waits for the data, not the wall clock)
+    (inputs / "ct" / "c.json.gz").write_bytes(trail([put(T0 + timedelta(hours=20, minutes=55), IP, key="late",
+                                                         session_name=sid(3), event_id="w4")]))
     (inputs / "ct" / "b.json.gz").write_bytes(trail(recs[1:2]))  # a duplicate delivery
     (inputs / "ct" / "broken.json.gz").write_bytes(trail(recs)[:40])
     rep = inputs / "rep" / "daily-session-report-2026-03-02.csv"
@@ -50,7 +54,7 @@ def test_ingest_summary_counts_and_reasons(world):
     assert "file rejected: corrupt or truncated gzip" in out
     line = next(ln for ln in out.splitlines() if ln.strip().startswith("cloudtrail"))
     files, bad, rin, written, dup, skipped, rejected = map(int, line.split()[1:])
-    assert (files, bad, rin, written, dup) == (3, 1, 5, 4, 1)
+    assert (files, bad, rin, written, dup) == (4, 1, 6, 5, 1)
     assert rin == written + dup + skipped + rejected
 
 
@@ -58,7 +62,7 @@ def test_query_json_is_one_array(world):
     lake, _ = world
     out = run("query", "--lake", str(lake), "--format", "json",
               "SELECT status, count(*) AS n FROM attributed_activity GROUP BY status ORDER BY status")
-    assert orjson.loads(out) == [{"status": "attributed", "n": 2}, {"status": "external", "n": 1}]
+    assert orjson.loads(out) == [{"status": "attributed", "n": 3}, {"status": "external", "n": 1}]
 
 
 def test_query_trino_semantics_and_refusals(world):
@@ -75,7 +79,7 @@ def test_query_csv(world):
     out = run("query", "--lake", str(lake), "--format", "csv",
               "SELECT key, user_id FROM attributed_activity WHERE status = 'attributed' ORDER BY key")
     assert out.splitlines() == ["key,user_id", "exports/ok.csv,alice@example.com",
-                                "exports/x y+z.csv,alice@example.com"]
+                                "exports/x y+z.csv,alice@example.com", "late,carol@example.com"]
 
 
 def test_who_shows_the_evidence_chain(world):

@@ -24,8 +24,10 @@ MIN = 60_000
 TOL = 60_000
 A, B, C = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222", \
     "33333333-3333-4333-8333-333333333333"
-ALL_IN = Coverage(frozenset(range(DAY - 3, DAY + 4)), now_ms=(DAY + 5) * DAY_MS, grace_ms=0)
-NONE_IN = Coverage(frozenset(), now_ms=T0, grace_ms=48 * 3_600_000)
+ALL_IN = Coverage.every_scope(range(DAY - 3, DAY + 4), clock_ms=(DAY + 5) * DAY_MS, grace_ms=0)
+NONE_IN = Coverage.every_scope([], clock_ms=T0)
+ACCOUNT = "111122223333"
+REGION = "us-east-1"
 
 
 def writes(*rows: tuple[int, str, str | None]) -> pa.Table:
@@ -41,6 +43,7 @@ def writes(*rows: tuple[int, str, str | None]) -> pa.Table:
         "role_arn": [ROLE] * n,
         "principal_arn": [f"{ROLE}/x"] * n,
         "role_session_name": [r[2] for r in rows],
+        "aws_region": [REGION] * n,
     }), S3_WRITES)
 
 
@@ -55,6 +58,8 @@ def sessions(*rows: tuple[str, str, str, int, int]) -> pa.Table:
         "fleet_name": ["f"] * len(rows),
         "stack_name": ["s"] * len(rows),
         "instance_id": ["i-1"] * len(rows),
+        "aws_account_id": [ACCOUNT] * len(rows),
+        "region": [REGION] * len(rows),
     })
 
 
@@ -138,10 +143,17 @@ def test_finality_needs_every_day_up_to_the_longest_session():
     cfg = Config(roles=(ROLE,), max_session_hours=16)
     early = T0 - 3 * 3_600_000  # 07:00: a session covering it ends by 23:01 the same day
     late = T0  # 10:00: a session covering it may end the next day, whose report is not in
-    only_today = Coverage(frozenset({DAY}), now_ms=T0, grace_ms=10**12)
-    assert finality(np.array([early, late]), cfg, only_today).tolist() == [True, False]
-    both_days = Coverage(frozenset({DAY, DAY + 1}), now_ms=T0, grace_ms=10**12)
-    assert finality(np.array([early, late]), cfg, both_days).tolist() == [True, True]
+    scope = (np.zeros(2, np.int64), pa.array([f"{ACCOUNT}|{REGION}"]))
+    only_today = Coverage.every_scope({DAY})
+    assert finality(np.array([early, late]), *scope, cfg, only_today)[0].tolist() == [True, False]
+    both_days = Coverage.every_scope({DAY, DAY + 1})
+    assert finality(np.array([early, late]), *scope, cfg, both_days)[0].tolist() == [True, True]
+    # a report of a later day shows the next day had none (reports come in day order)
+    later = Coverage.every_scope({DAY, DAY + 2})
+    assert finality(np.array([early, late]), *scope, cfg, later)[0].tolist() == [True, True]
+    # the own day's report is needed itself: a later one does not stand for it
+    later_only = Coverage.every_scope({DAY + 1, DAY + 2})
+    assert finality(np.array([early]), np.zeros(1, np.int64), scope[1], cfg, later_only)[0].tolist() == [False]
 
 
 def test_statuses_and_match_codes_are_named():
@@ -159,7 +171,7 @@ def test_statuses_function_orders_the_cases():
     final = np.array([False, True, True, True, True])
     got = statuses(in_fleet, cand, final).to_pylist()
     assert got == ["pending", "attributed", "ambiguous", "unattributed", "external"]
-    kinds = match_kinds(in_fleet, cand, pa.array(["10.40.0.1"] * 5), Config(roles=(ROLE,))).to_pylist()
+    kinds = match_kinds(in_fleet, cand, np.zeros(5, dtype=bool)).to_pylist()
     assert kinds == [None, "window", "window", None, None]
 
 

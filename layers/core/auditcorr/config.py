@@ -77,6 +77,30 @@ class ClaimSpec:
         return f"{self.source}:{self.argument}" if self.argument else self.source
 
 
+_ACCOUNT_ID = re.compile(r"^\d{12}$", re.ASCII)
+
+
+@dataclass(frozen=True)
+class FleetGroup:
+    """The AppStream fleets of one account: the network in which their private addresses mean
+    something (``[[fleets]]``).  The flat ``[attribution]`` section is one group with ``account``
+    None: any account, each write's own (see ``attribution.scope``)."""
+
+    account: str | None = None
+    #: regions of its fleets (empty: any)
+    regions: tuple[str, ...] = ()
+    cidrs: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    nat_cidrs: tuple[str, ...] = ()
+    #: VPC endpoints its fleets reach S3 through: a write through one of them is this account's
+    vpc_endpoints: tuple[str, ...] = ()
+    #: (stack, fleet) pairs to poll live (empty: discover)
+    stacks: tuple[tuple[str, str], ...] = ()
+    #: a write's bucket region must be the session's region (true for gateway endpoints, which reach
+    #: only their own region's buckets; set false where fleets use interface endpoints across regions)
+    match_region: bool = True
+
+
 @dataclass(frozen=True)
 class Config:
     tolerance_seconds: int = 60
@@ -108,6 +132,10 @@ class Config:
     # logon cross-check
     logon_window_hours: float = 12.0
     logon_mismatch_window_seconds: int = 300
+    #: the organisation's fleet groups (``[[fleets]]``); empty: the flat ``[attribution]`` group
+    fleets: tuple[FleetGroup, ...] = ()
+    #: flat configuration: a write's bucket region must be the session's region (see FleetGroup)
+    match_region: bool = True
 
     def __post_init__(self) -> None:
         if self.tolerance_seconds < 0:
@@ -121,6 +149,13 @@ class Config:
         for rule, sev in self.severity.items():
             if sev not in SEVERITIES:
                 raise ConfigError(f"severity.{rule}: {sev!r} is not one of {SEVERITIES}")
+
+    def fleet_groups(self) -> tuple[FleetGroup, ...]:
+        """The groups the join scopes by: ``[[fleets]]``, or the flat ``[attribution]`` as one group."""
+        if self.fleets:
+            return self.fleets
+        return (FleetGroup(None, (), self.fleet_cidrs, self.roles, self.nat_cidrs, (), self.live_stacks,
+                           self.match_region),)
 
     def with_(self, **kw: Any) -> Config:
         return replace(self, **kw)
@@ -156,8 +191,33 @@ def _number(section: dict[str, Any], key: str, where: str, default: float) -> fl
 _D = Config()
 
 
+def _fleet_group(item: Any, i: int) -> FleetGroup:
+    where = f"fleets[{i}]"
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(item) - {"account", "regions", "cidrs", "roles", "nat_cidrs", "vpc_endpoints", "stacks",
+                           "match_region"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+    account = item.get("account")
+    if not isinstance(account, str) or not _ACCOUNT_ID.match(account):
+        raise ConfigError(f"{where}.account must be a 12-digit AWS account id")
+    stacks = []
+    for s in _tuple_of_str(item, "stacks", where, ()):
+        stack, sep, fleet = s.partition(":")
+        if not sep or not stack or not fleet:
+            raise ConfigError(f"{where}.stacks entries are 'stack:fleet', got {s!r}")
+        stacks.append((stack, fleet))
+    match_region = item.get("match_region", True)
+    if not isinstance(match_region, bool):
+        raise ConfigError(f"{where}.match_region must be true or false")
+    return FleetGroup(account, _tuple_of_str(item, "regions", where, ()), _tuple_of_str(item, "cidrs", where, ()),
+                      _tuple_of_str(item, "roles", where, ()), _tuple_of_str(item, "nat_cidrs", where, ()),
+                      _tuple_of_str(item, "vpc_endpoints", where, ()), tuple(stacks), match_region)
+
+
 def from_mapping(data: dict[str, Any]) -> Config:
-    known = {"attribution", "claims", "ingest", "alerts", "live", "logon_check", "lake"}
+    known = {"attribution", "claims", "ingest", "alerts", "live", "logon_check", "lake", "fleets"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown section(s): {sorted(unknown)}")
@@ -179,11 +239,30 @@ def from_mapping(data: dict[str, Any]) -> Config:
         if not isinstance(item, dict) or "stack" not in item or "fleet" not in item:
             raise ConfigError("live.stacks entries need 'stack' and 'fleet'")
         stacks.append((str(item["stack"]), str(item["fleet"])))
+    raw_fleets = data.get("fleets", [])
+    if not isinstance(raw_fleets, list):
+        raise ConfigError("fleets must be an array of tables ([[fleets]])")
+    fleets = tuple(_fleet_group(item, i) for i, item in enumerate(raw_fleets))
+    if len({f.account for f in fleets}) != len(fleets):
+        raise ConfigError("fleets: one [[fleets]] entry per account")
+    roles = _tuple_of_str(att, "roles", "attribution", _D.roles)
+    cidrs = _tuple_of_str(att, "fleet_cidrs", "attribution", _D.fleet_cidrs)
+    nat = _tuple_of_str(att, "nat_cidrs", "attribution", _D.nat_cidrs)
+    if fleets:  # an organisation: the groups say which roles, subnets and NATs there are
+        roles = tuple(dict.fromkeys(r for f in fleets for r in f.roles))
+        cidrs = tuple(dict.fromkeys(c for f in fleets for c in f.cidrs))
+        nat = tuple(dict.fromkeys(c for f in fleets for c in f.nat_cidrs))
+        stacks += [p for f in fleets for p in f.stacks if p not in stacks]
+    match_region = att.get("match_region", _D.match_region)
+    if not isinstance(match_region, bool):
+        raise ConfigError("attribution.match_region must be true or false")
     return Config(
+        fleets=fleets,
+        match_region=match_region,
         tolerance_seconds=int(_number(att, "tolerance_seconds", "attribution", _D.tolerance_seconds)),
-        roles=_tuple_of_str(att, "roles", "attribution", _D.roles),
-        fleet_cidrs=_tuple_of_str(att, "fleet_cidrs", "attribution", _D.fleet_cidrs),
-        nat_cidrs=_tuple_of_str(att, "nat_cidrs", "attribution", _D.nat_cidrs),
+        roles=roles,
+        fleet_cidrs=cidrs,
+        nat_cidrs=nat,
         max_session_hours=float(_number(att, "max_session_hours", "attribution", _D.max_session_hours)),
         report_grace_hours=float(_number(att, "report_grace_hours", "attribution", _D.report_grace_hours)),
         write_events=_tuple_of_str(ing, "write_events", "ingest", _D.write_events),

@@ -23,7 +23,7 @@ was asked for and every page read.  Error rows never end a window and never make
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,6 +92,8 @@ def snapshot_table(sessions: Iterable[Mapping[str, Any]], observed_at_ms: int) -
             "max_expiration_time": _to_ms(s.get("MaxExpirationTime")),
             "eni_private_ip_address": _str(net.get("EniPrivateIpAddress")),
             "instance_id": _str(s.get("InstanceId")),
+            "account_id": None,
+            "region": None,
         }
     cols: dict[str, pa.Array] = {}
     ordered = [rows[k] for k in sorted(rows)]
@@ -216,6 +218,14 @@ def live_fresh(polls: Mapping[Pair, Sequence[int]] | pa.Table | PollLog, stack_f
 def _col(t: pa.Table, name: str) -> pa.Array:
     c = t.column(name)
     return c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
+
+
+def _maybe(live: pa.Table, name: str, latest_valid: Callable[[str], pa.Array]) -> pa.Array:
+    """``latest_valid(name)``, or nulls where ``live`` (a lake of an earlier version) lacks the column."""
+    if name in live.column_names:
+        return latest_valid(name).cast(pa.string())
+    n = len(pc.unique(_col(live, "session_id")))
+    return pa.nulls(n, pa.string())
 
 
 def _empty_windows() -> pa.Table:
@@ -345,6 +355,8 @@ def observed_windows(live: pa.Table, polls: Mapping[Pair, Sequence[int]] | pa.Ta
         "fleet_name": fleet,
         "stack_name": stack,
         "instance_id": latest_valid("instance_id"),
+        "aws_account_id": _maybe(live, "account_id", latest_valid),
+        "region": _maybe(live, "region", latest_valid),
         "authentication_type": latest_valid("authentication_type"),
         "state": _col(live, "state").take(pa.array(latest_row)),
         "first_seen": ts(first_seen),

@@ -73,7 +73,7 @@ class _LogonIndex:
         self.rows = rows
 
 
-def evaluate(sessions: pa.Table, logons: pa.Table, config: Config, now_ms: int,
+def evaluate(sessions: pa.Table, logons: pa.Table, config: Config, now_ms: int | np.ndarray,
              cloudtrail_lag_ms: int = DEFAULT_CLOUDTRAIL_LAG_MS, *,
              mismatch_events: Iterable[str] = DEFAULT_MISMATCH_EVENTS,
              stack_roles: Mapping[str, Iterable[str]] | None = None,
@@ -82,7 +82,8 @@ def evaluate(sessions: pa.Table, logons: pa.Table, config: Config, now_ms: int,
     """Alert rows (``rules.ALERT_IN``) for ``sessions`` against ``logons``; see the module docstring.
 
     ``stack_roles``: stack name -> the role ARN(s) its SAML logons assume (stacks not named use
-    every logon of ``mismatch_events``); ``auth_types``: None checks every session.
+    every logon of ``mismatch_events``); ``auth_types``: None checks every session.  ``now_ms``: how
+    far the CloudTrail has come -- one time, or one per session (its account's data clock).
     """
     if own_logon not in OWN_LOGON_MODES:
         raise ValueError(f"own_logon must be one of {OWN_LOGON_MODES}")
@@ -91,7 +92,7 @@ def evaluate(sessions: pa.Table, logons: pa.Table, config: Config, now_ms: int,
         return _empty()
     tol = config.tolerance_seconds * 1000
     cols = ["session_id", "user_id", "session_start_time", "eni_private_ip_address", "stack_name",
-            "fleet_name", "authentication_type"]
+            "fleet_name", "authentication_type", "aws_account_id", "region"]
     s = sessions.select([c for c in cols if c in sessions.column_names])
     ok = pc.and_(pc.and_(pc.is_valid(s.column("session_id")), pc.is_valid(s.column("user_id"))),
                  pc.is_valid(s.column("session_start_time")))
@@ -101,7 +102,9 @@ def evaluate(sessions: pa.Table, logons: pa.Table, config: Config, now_ms: int,
         ok = pc.and_(ok, pc.or_(pc.is_null(at), pc.is_in(at, kinds)))
     start_ms = s.column("session_start_time").cast(pa.int64())
     due = pc.add(start_ms, pa.scalar(tol + int(cloudtrail_lag_ms), pa.int64()))
-    decidable = pc.less_equal(due, pa.scalar(int(now_ms), pa.int64()))
+    now = pa.array(np.asarray(now_ms, dtype=np.int64)) if isinstance(now_ms, np.ndarray) else \
+        pa.scalar(int(now_ms), pa.int64())
+    decidable = pc.less_equal(due, now)
     s = s.filter(pc.fill_null(pc.and_(ok, decidable), False))
     if s.num_rows == 0:
         return _empty()
@@ -216,6 +219,8 @@ def _row(rule: str, r: dict[str, Any], config: Config, extra: dict[str, str],
         "claimed_session_id": None,
         "title": info.title,
         "description": info.description.format(**fields),
+        "account_id": r.get("aws_account_id"),
+        "region": r.get("region"),
     }
 
 

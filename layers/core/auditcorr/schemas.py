@@ -126,12 +126,15 @@ _AUTH_TYPE = Column("authentication_type", STR, "how the user signed in (SAML, U
 _REPORT_DATE = Column("report_date", STR, "the usage report's day")
 _EXTRA_COLUMNS = Column("extra_columns", STR, "report columns this version of auditcorr does not model, as a "
                                               "JSON object")
+_ACCOUNT_ID = Column("account_id", STR, "the account whose network the address belongs to (writes: the scope "
+                                        "rule of docs/architecture.md; alerts: their subject's; live: the poller's)")
+_REGION = Column("region", STR, "the region of that scope (writes: the bucket's region, `awsRegion`)")
 _OBSERVED_AT = Column("observed_at", TS, "time of the AppStream API poll")
 
 
 S3_WRITES_TABLE = TableSpec(
     name="s3_writes",
-    version=1,
+    version=2,
     title="CloudTrail S3 data events that write (one row per eventID)",
     description="Every S3 write data event (in-scope or not), one row per CloudTrail `eventID`.",
     partition="the event's UTC date",
@@ -147,6 +150,11 @@ S3_WRITES_TABLE = TableSpec(
         Column("request_parameters", STR, "`requestParameters` as a JSON string"),
         Column("additional_event_data", STR, "`additionalEventData` as a JSON string"),
         _SOURCE_OBJECT,
+        # v2: scope by account and region
+        Column("vpc_endpoint_account_id", STR, "`vpcEndpointAccountId`: the account that owns the VPC endpoint "
+                                               "(newer events)"),
+        Column("invoked_by", STR, "`userIdentity.invokedBy`: the AWS service that made the call for the principal"),
+        _ACCOUNT_ID, _REGION,
     ),
     key=("event_id",),
     # ``who``: bucket/key
@@ -155,7 +163,7 @@ S3_WRITES_TABLE = TableSpec(
 
 LOGONS_TABLE = TableSpec(
     name="logons",
-    version=1,
+    version=2,
     title="CloudTrail logon events (AssumeRoleWithSAML, ConsoleLogin, ...)",
     description="Logon-like CloudTrail events (AssumeRoleWithSAML, AssumeRoleWithWebIdentity, ConsoleLogin, "
                 "AssumeRole), one row per `eventID`.",
@@ -175,6 +183,9 @@ LOGONS_TABLE = TableSpec(
         Column("principal_tags", STR, "session tags passed at logon, as a JSON object"),
         Column("outcome", STR, "Success or Failure"),
         _ERROR_CODE, _USER_AGENT, _SOURCE_OBJECT,
+        # v2
+        Column("account_id", STR, "the account the logon happened in (`recipientAccountId`)"),
+        Column("region", STR, "the region the logon was logged in (`awsRegion`)"),
     ),
     key=("event_id",),
     # ``timeline``: logons by user
@@ -234,7 +245,7 @@ APPLICATIONS_TABLE = TableSpec(
 
 ATTRIBUTED_ACTIVITY_TABLE = TableSpec(
     name="attributed_activity",
-    version=1,
+    version=2,
     title="S3 writes with the session and user behind them (every computation; use attributed_activity_latest)",
     description="Each in-scope S3 write exactly once, with its latest attribution. A recomputation that changes "
                 "a row records what it was in `previous_*`.",
@@ -263,6 +274,8 @@ ATTRIBUTED_ACTIVITY_TABLE = TableSpec(
         Column("previous_status", STR, "status before the last recomputation that changed it"),
         Column("previous_session_id", STR, "session before the last recomputation that changed it"),
         Column("previous_session_source", STR, "session source before the last recomputation that changed it"),
+        # v2: the write's scope; only sessions of the same scope are candidates
+        _ACCOUNT_ID, _REGION,
     ),
     key=("event_id",),
     version_column="computed_at",
@@ -275,7 +288,7 @@ ATTRIBUTED_ACTIVITY_TABLE = TableSpec(
 
 ALERTS_TABLE = TableSpec(
     name="alerts",
-    version=1,
+    version=2,
     title="Alert state changes (use alerts_latest for the current state)",
     description="Every state change of every alert (append-only history). Use the view `alerts_latest` for the "
                 "current state.",
@@ -292,6 +305,8 @@ ALERTS_TABLE = TableSpec(
         Column("description", STR, "what happened, in words, with the alert's fields"),
         Column("detected_at", TS, "when the alert was first raised"),
         Column("updated_at", TS, "when this row (state) was written"),
+        # v2
+        _ACCOUNT_ID, _REGION,
     ),
     key=("alert_id",),
     version_column="updated_at",
@@ -302,7 +317,7 @@ ALERTS_TABLE = TableSpec(
 
 LIVE_SESSIONS_TABLE = TableSpec(
     name="live_sessions",
-    version=1,
+    version=2,
     title="Live AppStream DescribeSessions observations",
     description="Snapshots of the live AppStream API (DescribeSessions), one row per session per poll.",
     partition="the UTC date of the poll",
@@ -313,13 +328,15 @@ LIVE_SESSIONS_TABLE = TableSpec(
         Column("start_time", TS, "`StartTime`: when the session started, UTC"),
         Column("max_expiration_time", TS, "`MaxExpirationTime`: when the session will end at the latest, UTC"),
         _ENI_IP, _INSTANCE_ID,
+        # v2
+        _ACCOUNT_ID, _REGION,
     ),
     key=("session_id", "observed_at"),
 )
 
 LIVE_POLLS_TABLE = TableSpec(
     name="live_polls",
-    version=1,
+    version=2,
     title="Live AppStream polls (which stack/fleet was polled when, and errors)",
     description="One row per (stack, fleet) per poll: how many sessions were seen, or the error.",
     partition="the UTC date of the poll",
@@ -327,6 +344,8 @@ LIVE_POLLS_TABLE = TableSpec(
         _OBSERVED_AT, _STACK, _FLEET,
         Column("sessions_seen", pa.int64(), "how many sessions the poll saw"),
         Column("error", STR, "why the poll failed (null when it succeeded)"),
+        # v2
+        _ACCOUNT_ID, _REGION,
     ),
     key=("stack_name", "fleet_name", "observed_at"),
 )

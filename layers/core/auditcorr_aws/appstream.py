@@ -262,13 +262,29 @@ def appstream_client(session: Any | None = None, region: str | None = None) -> A
     return (session or boto3.session.Session()).client("appstream", region_name=region, config=cfg)
 
 
+def caller_account(region: str | None = None, session: Any | None = None) -> str | None:
+    """The account of the credentials in use (STS GetCallerIdentity), or None if it cannot be had."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return str((session or boto3.session.Session()).client("sts", region_name=region)
+                   .get_caller_identity()["Account"])
+    except (BotoCoreError, ClientError, KeyError):
+        return None
+
+
 class LivePoller:
     """One per Lambda container (``poll_sessions``): the AppStream client and the pipeline are built
     once, on first use; :meth:`run` polls once and stores the observations in the lake."""
 
     def __init__(self, client: Any, pipeline: Any, stacks: Iterable[Pair] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, logger: Any = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, logger: Any = None, account_id: str | None = None,
+                 region: str | None = None) -> None:
         self.client = client
+        #: the account and region polled: the scope of the observations (and of its data clock)
+        self.account_id = account_id
+        self.region = region
         self.pipeline = pipeline
         self.stacks = list(stacks or [])
         self.sleep = sleep
@@ -290,12 +306,13 @@ class LivePoller:
         stacks = list(config.live_stacks) or parse_stacks(env.get(LIVE_STACKS_ENV))
         lake = s3mod.open_lake(settings.lake_uri, settings.region, env)
         return cls(appstream_client(region=settings.region), Pipeline(lake, config, clock=wall_clock), stacks,
-                   logger=logger)
+                   logger=logger, account_id=settings.account_id, region=settings.region)
 
     def run(self, should_stop: Callable[[], bool] | None = None) -> dict[str, int]:
         result = poll(self.client, self.stacks or None, sleep=self.sleep, should_stop=should_stop)
         observed_at = int(self.pipeline.clock())  # after the last call: "listed" = live at or before this
-        outcome = self.pipeline.ingest_live(result.sessions, observed_at, result.polled, errors=result.errors)
+        outcome = self.pipeline.ingest_live(result.sessions, observed_at, result.polled, errors=result.errors,
+                                            account_id=self.account_id, region=self.region)
         self.totals = {
             "sessions_observed": int(outcome.observations),
             "stacks_polled": len(result.polled),

@@ -22,34 +22,23 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _CANONICAL_V4 = rf"^(?:{_OCTET}\.){{3}}{_OCTET}$"
 
 
-def ip_codes(values: pa.Array | pa.ChunkedArray,
-              cidrs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, pa.Array, np.ndarray]:
-    """(is_valid_ip, in_fleet, distinct normalised IPs, per row index into them or -1), computed
-    once per distinct value.  Canonical dotted quads (nearly all of CloudTrail's) are checked
-    without a Python object each; anything else goes through ``ipaddress``."""
-    nets = _networks(cidrs)
+def normalise_ips(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """(distinct normalised addresses, per row the index of its address or -1 when it is not one).
+
+    Normal form: ``str(ipaddress.ip_address(...))``, with an IPv4-mapped IPv6 address
+    (``::ffff:10.40.0.5``) as its IPv4 address.  Anything that is not a valid address (a service
+    name, ``AWS Internal``, a comma list, garbage) is -1: never matched to anything.  Canonical dotted
+    quads (nearly all of CloudTrail's) need no Python object each; the rest go through ``ipaddress``,
+    once per distinct value."""
     enc = pc.dictionary_encode(one_array(values))
     dictionary = enc.dictionary
     k = len(dictionary)
-    valid = np.zeros(k + 1, dtype=bool)
-    fleet = np.zeros(k + 1, dtype=bool)
     code = np.full(k + 1, -1, dtype=np.int64)
     canon = pc.fill_null(pc.match_substring_regex(dictionary, _CANONICAL_V4), False).to_numpy(
         zero_copy_only=False) if k else np.zeros(0, bool)
     canon_idx = np.nonzero(canon)[0]
     canon_text = dictionary.filter(pa.array(canon)) if k else pa.array([], pa.string())
-    if len(canon_idx):
-        octets = pc.list_flatten(pc.split_pattern(canon_text, ".")).cast(pa.int64()).to_numpy()
-        o = octets.reshape(-1, 4)
-        as_int = (o[:, 0] << 24) | (o[:, 1] << 16) | (o[:, 2] << 8) | o[:, 3]
-        in_any = np.zeros(len(canon_idx), dtype=bool)
-        for net in nets:
-            if net.version == 4:
-                in_any |= (as_int & int(net.netmask)) == int(net.network_address)
-        valid[canon_idx] = True
-        fleet[canon_idx] = in_any
-        code[canon_idx] = np.arange(len(canon_idx))
-    norm_text: list[str] = []
+    code[canon_idx] = np.arange(len(canon_idx))
     other = np.nonzero(~canon)[0]
     if len(other):
         norm_of = {t: i for i, t in enumerate(canon_text.to_pylist())}
@@ -59,19 +48,51 @@ def ip_codes(values: pa.Array | pa.ChunkedArray,
                 ip = ipaddress.ip_address(text.strip())
             except (ValueError, AttributeError):
                 continue
-            valid[i] = True
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
             key = str(ip)
             c = norm_of.get(key)
             if c is None:
                 c = norm_of[key] = len(norm_text)
                 norm_text.append(key)
             code[i] = c
-            fleet[i] = any(ip in n for n in nets if n.version == ip.version)
         norm_arr = pa.array(norm_text, type=pa.string())
     else:
         norm_arr = canon_text.cast(pa.string())
     idx = enc.indices.fill_null(k).to_numpy(zero_copy_only=False)
-    return valid[idx], fleet[idx], norm_arr, code[idx]
+    return norm_arr, code[idx]
+
+
+def in_networks(addresses: pa.Array, cidrs: tuple[str, ...]) -> np.ndarray:
+    """Per normalised address: does it lie in one of ``cidrs``?  Dotted quads by integer masks."""
+    nets = _networks(cidrs)
+    k = len(addresses)
+    out = np.zeros(k, dtype=bool)
+    if k == 0 or not nets:
+        return out
+    v4 = pc.fill_null(pc.match_substring_regex(addresses, _CANONICAL_V4), False).to_numpy(zero_copy_only=False)
+    v4_idx = np.nonzero(v4)[0]
+    if len(v4_idx):
+        octets = pc.list_flatten(pc.split_pattern(addresses.filter(pa.array(v4)), ".")).cast(pa.int64()).to_numpy()
+        o = octets.reshape(-1, 4)
+        as_int = (o[:, 0] << 24) | (o[:, 1] << 16) | (o[:, 2] << 8) | o[:, 3]
+        hit = np.zeros(len(v4_idx), dtype=bool)
+        for net in nets:
+            if net.version == 4:
+                hit |= (as_int & int(net.netmask)) == int(net.network_address)
+        out[v4_idx] = hit
+    for i in np.nonzero(~v4)[0].tolist():
+        ip = ipaddress.ip_address(addresses[i].as_py())
+        out[i] = any(ip in n for n in nets if n.version == ip.version)
+    return out
+
+
+def ip_codes(values: pa.Array | pa.ChunkedArray,
+             cidrs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, pa.Array, np.ndarray]:
+    """(is_valid_ip, in ``cidrs``, distinct normalised IPs, per row index into them or -1)."""
+    norm, code = normalise_ips(values)
+    member = np.append(in_networks(norm, cidrs), False)  # code -1 -> the appended False
+    return code >= 0, member[code], norm, code
 
 
 def classify_ips(values: pa.Array, cidrs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, pa.Array]:

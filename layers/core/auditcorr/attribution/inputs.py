@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import live
+from ..completeness import Completeness
 from ..config import Config
 from ..lake import Lake
 from ..timeparse import day_string
@@ -69,7 +70,8 @@ class AttributionInputs:
         return self.lake.read("logons", {day_string(d + k) for d in days for k in range(-back, 2)})
 
     def coverage(self) -> Coverage:
-        return Coverage.from_dates(self.lake.partitions("sessions"), self.clock(), self.config.report_grace_hours)
+        """Which reports are in and how far each scope's data has come (``auditcorr.completeness``)."""
+        return Completeness(self.lake).coverage(self.config.report_grace_hours)
 
     def known_sessions(self, ids: list[str]) -> set[str]:
         """Which of ``ids`` any sessions report or live observation knows."""

@@ -29,11 +29,12 @@ import pyarrow.compute as pc
 from ..arrow import epoch_ms, masked_take, one_array
 from ..config import Config
 from ..schemas import ATTRIBUTED_ACTIVITY, TS, conform
-from .addresses import classify_ips, ip_codes
+from .addresses import in_networks, normalise_ips
 from .candidates import candidate_pairs_coded, equal_pairs
 from .claims import extract_claims
 from .logons import match_logons
 from .model import DAY_MS, MATCH_LABELS, STATUSES, AttributionResult, Coverage, Match
+from .scope import Scopes, scoped_addresses, session_scope_columns
 
 _STATUS = {name: code for code, name in enumerate(STATUSES)}
 
@@ -87,24 +88,43 @@ def choose(write_idx: np.ndarray, session_idx: np.ndarray, strict: np.ndarray, c
     return Candidates(write_idx, session_idx, strict, per_write, claimed, strict_per_write, kept_per_write, chosen)
 
 
-def finality(event_ms: np.ndarray, config: Config, coverage: Coverage) -> np.ndarray:
-    """Per write: are the reports covering it in?  A write is final once the reports for
-    day(t - tol) .. day(t + longest session + tol) are (computed once per distinct day range)."""
+def finality(event_ms: np.ndarray, scope_code: np.ndarray, scope_keys: pa.Array, config: Config,
+             coverage: Coverage) -> tuple[np.ndarray, np.ndarray]:
+    """Per write: (are the reports covering it in?, is its own day's report overdue?).  A write is
+    final once its scope's reports for day(t - tol) .. day(t + longest session + tol) are in
+    (``Coverage.covered``); computed once per distinct (scope, day range)."""
     n = len(event_ms)
     if n == 0:
-        return np.zeros(0, dtype=bool)
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
     tol = config.tolerance_seconds * 1000
+    own = event_ms // DAY_MS
     first_day = (event_ms - tol) // DAY_MS
     last_day = (event_ms + int(config.max_session_hours * 3_600_000) + tol) // DAY_MS
-    width = int((last_day - first_day).max()) + 1
-    key = first_day * width + (last_day - first_day)
-    uniq, inv = np.unique(key, return_inverse=True)
-    ok = np.array([coverage.covered_range(int(k // width), int(k // width + k % width)) for k in uniq], dtype=bool)
-    return ok[inv.reshape(-1)]
+    scopes = scope_keys.to_pylist()
+    # one int64 per (scope, own day, window): windows are a few days wide, days fit in 2**24
+    lo, hi = own - first_day, last_day - own
+    span = int(max(lo.max(), hi.max())) + 1
+    combo = (((np.maximum(scope_code, -1) + 1) << 24) + own) * span * span + lo * span + hi
+    uniq, inv = np.unique(combo, return_inverse=True)
+    final = np.zeros(len(uniq), dtype=bool)
+    overdue = np.zeros(len(uniq), dtype=bool)
+    for j, c in enumerate(uniq.tolist()):
+        key, rest = divmod(c, span * span)
+        sc, d = (key >> 24) - 1, key & ((1 << 24) - 1)
+        if sc < 0:
+            continue
+        final[j] = coverage.covered(scopes[sc], d, d - rest // span, d + rest % span)
+        overdue[j] = not final[j] and coverage.overdue(scopes[sc], d)
+    inv = inv.reshape(-1)
+    return final[inv], overdue[inv]
 
 
-def statuses(in_fleet: np.ndarray, cand: Candidates, final: np.ndarray) -> pa.Array:
+def statuses(in_fleet: np.ndarray, cand: Candidates, final: np.ndarray, service: np.ndarray | None = None) -> pa.Array:
+    """``service``: per write, a service made the call for the principal (``invokedBy``) from a source
+    that is not an address: ``via_service``, not ``external``."""
     code = np.full(len(in_fleet), _STATUS["external"], dtype=np.int8)
+    if service is not None:
+        code[service] = _STATUS["via_service"]
     none = in_fleet & (cand.per_write == 0)
     code[none] = _STATUS["unattributed"]
     code[none & ~final] = _STATUS["pending"]
@@ -113,16 +133,41 @@ def statuses(in_fleet: np.ndarray, cand: Candidates, final: np.ndarray) -> pa.Ar
     return pa.array(np.array(STATUSES, dtype=object)).take(pa.array(code))
 
 
-def match_kinds(in_fleet: np.ndarray, cand: Candidates, source: pa.Array, config: Config) -> pa.Array:
+def match_kinds(in_fleet: np.ndarray, cand: Candidates, via_nat: np.ndarray) -> pa.Array:
     code = np.full(len(in_fleet), Match.NONE, dtype=np.int8)
     has = in_fleet & (cand.kept_per_write >= 1)
     code[has & (cand.claimed > 0)] = Match.CLAIM
     code[has & (cand.claimed == 0) & (cand.strict_per_write > 0)] = Match.WINDOW
     code[has & (cand.claimed == 0) & (cand.strict_per_write == 0)] = Match.TOLERANCE
-    if config.nat_cidrs:
-        _, via_nat, _ = classify_ips(source, config.nat_cidrs)
-        code[~in_fleet & via_nat] = Match.NAT
+    code[~in_fleet & via_nat] = Match.NAT
     return MATCH_LABELS.take(pa.array(code))
+
+
+def fleet_membership(scopes: Scopes, group: np.ndarray, ips: pa.Array,
+                     ip_code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per write: (its address is in its scope's fleet subnets, in its scope's NAT egress)."""
+    n = len(group)
+    in_fleet, via_nat = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    for g, fleet in enumerate(scopes.groups):
+        rows = group == g
+        if rows.any():
+            in_fleet[rows] = np.append(in_networks(ips, fleet.cidrs), False)[ip_code[rows]]
+            if fleet.nat_cidrs:
+                via_nat[rows] = np.append(in_networks(ips, fleet.nat_cidrs), False)[ip_code[rows]]
+    return in_fleet, via_nat
+
+
+def session_keys(sessions: pa.Table, scopes: Scopes) -> pa.Table:
+    """The sessions' side of the join: ``<scope>|<address>`` per session (null: no valid address)."""
+    if sessions.num_rows == 0:
+        return sessions
+    account, region = session_scope_columns(sessions)
+    keys, code, _ = scopes.keys(account, region)
+    ips, ip_code = normalise_ips(sessions.column("eni_private_ip_address"))
+    skeys, scode = scoped_addresses(keys, code, ips, ip_code, np.ones(sessions.num_rows, dtype=bool))
+    return pa.table({"eni_private_ip_address": skeys.take(pa.array(scode, mask=scode < 0)),
+                     "session_start_time": sessions.column("session_start_time"),
+                     "session_end_time": sessions.column("session_end_time")})
 
 
 def _list_array(owner: np.ndarray, n: int, values: pa.Array) -> pa.Array:
@@ -203,10 +248,12 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
     writes = in_scope(writes, config)
     n = writes.num_rows
     source = one_array(writes.column("source_ip")) if n else pa.array([], pa.string())
-    if n:
-        _, in_fleet, ip_values, ip_code = ip_codes(source, config.fleet_cidrs)
-    else:
-        in_fleet, ip_values, ip_code = np.zeros(0, bool), pa.array([], pa.string()), np.zeros(0, np.int64)
+    ips, ip_code = normalise_ips(source) if n else (pa.array([], pa.string()), np.zeros(0, np.int64))
+    scopes = Scopes(config)
+    accounts = scopes.write_accounts(writes)
+    regions = one_array(writes.column("aws_region")).cast(pa.string()) if n else pa.array([], pa.string())
+    scope_keys, scope_code, group = scopes.keys(accounts, regions)
+    in_fleet, via_nat = fleet_membership(scopes, group, ips, ip_code)
     event_ms = epoch_ms(writes.column("event_time")) if n else np.zeros(0, np.int64)
     claims = extract_claims(writes, config, logons)
     if sessions.num_rows and "session_source" not in sessions.column_names:
@@ -214,9 +261,14 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
         sessions = sessions.append_column("session_source", labels)
     session_ids = one_array(sessions.column("session_id")) if sessions.num_rows else pa.array([], pa.string())
 
-    pairs = candidate_pairs_coded(ip_values, ip_code, event_ms, in_fleet, sessions, config.tolerance_seconds * 1000)
+    # a write and a session meet only on the same address in the same scope (account, region)
+    write_keys, write_key_code = scoped_addresses(scope_keys, scope_code, ips, ip_code, in_fleet)
+    pairs = candidate_pairs_coded(write_keys, write_key_code, event_ms, in_fleet, session_keys(sessions, scopes),
+                                  config.tolerance_seconds * 1000)
     cand = choose(*pairs, claims, session_ids, n)
-    final = finality(event_ms, config, coverage)
+    final, overdue = finality(event_ms, scope_code, scope_keys, config, coverage)
+    invoked_by = writes.column("invoked_by").is_valid().to_numpy(zero_copy_only=False) \
+        if n and "invoked_by" in writes.column_names else np.zeros(n, dtype=bool)
     cand_users, cand_sessions = candidate_lists(cand, sessions, session_ids, n)
     logon_id, logon_time, logon_ip = logons_of_chosen(cand.chosen, sessions, logons, config)
 
@@ -236,8 +288,8 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
         "principal_arn": writes.column("principal_arn"),
         "role_arn": writes.column("role_arn"),
         "claimed_session_id": claims,
-        "status": statuses(in_fleet, cand, final),
-        "match": match_kinds(in_fleet, cand, source, config),
+        "status": statuses(in_fleet, cand, final, service=(ip_code < 0) & invoked_by),
+        "match": match_kinds(in_fleet, cand, via_nat),
         "user_id": chosen_session("user_id"),
         "session_id": chosen_session("session_id"),
         "session_source": chosen_session("session_source"),
@@ -253,7 +305,11 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
         "logon_source_ip": logon_ip,
         "error_code": writes.column("error_code"),
         "computed_at": pa.array(np.full(n, now_ms, dtype=np.int64)).cast(TS),
+        "account_id": accounts,
+        "region": regions,
     })
     decidable = final | live_fresh(event_ms) if live_fresh is not None and n else final
     known_elsewhere = claims_known_elsewhere(claims, in_fleet, cand, session_ids, known_session)
-    return AttributionResult(conform(activity, ATTRIBUTED_ACTIVITY), known_elsewhere, final, decidable)
+    scope = scope_keys.take(pa.array(scope_code, mask=scope_code < 0)) if n else pa.array([], pa.string())
+    return AttributionResult(conform(activity, ATTRIBUTED_ACTIVITY), known_elsewhere, final, decidable,
+                             overdue & in_fleet & (cand.per_write == 0), scope, invoked_by)

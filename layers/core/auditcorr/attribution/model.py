@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
@@ -15,8 +16,10 @@ AMBIGUOUS = "ambiguous"
 PENDING = "pending"
 UNATTRIBUTED = "unattributed"
 EXTERNAL = "external"
+#: a service made the call with the principal's credentials (``userIdentity.invokedBy``), from no address
+VIA_SERVICE = "via_service"
 #: the ``status`` of a write; the position is the code the join computes with
-STATUSES = (ATTRIBUTED, AMBIGUOUS, PENDING, UNATTRIBUTED, EXTERNAL)
+STATUSES = (ATTRIBUTED, AMBIGUOUS, PENDING, UNATTRIBUTED, EXTERNAL, VIA_SERVICE)
 
 
 class Match(IntEnum):
@@ -38,32 +41,67 @@ MATCH_LABELS = pa.array([m.label for m in Match], pa.string())
 
 #: columns of the sessions frame the join needs (report sessions and live observations alike)
 SESSION_COLS = ("session_id", "user_id", "session_start_time", "session_end_time",
-                "eni_private_ip_address", "fleet_name", "stack_name", "instance_id")
+                "eni_private_ip_address", "fleet_name", "stack_name", "instance_id", "aws_account_id", "region")
+
+
+#: the scope a report file with no account in its name covers (lakes written before scopes existed)
+EVERY_SCOPE = "*"
 
 
 @dataclass(frozen=True)
 class Coverage:
-    """Which days' sessions reports are in, and the clock, to tell ``pending`` from final."""
+    """Which sessions reports are in, per scope (``<account>|<region>``), and how far each scope's
+    CloudTrail has come (its data clock): the join's evidence that a write's sessions are all known.
 
-    report_days: frozenset[int]  # days since the epoch with a sessions report ingested
-    now_ms: int
-    grace_ms: int
+    Decided in the data's own time, never from the wall clock:
+
+    - a write's OWN day is covered only by that day's report (a day with fleet writes had sessions);
+    - another day of its window (the day before, for the tolerance; the days after, for sessions that
+      end later and appear only in their end day's report) is covered by its report, or once a report
+      of a later day is in (reports arrive in day order; a day without sessions has none);
+    - a day whose report is missing while a report two or more days later is in, and the scope's
+      CloudTrail has moved ``grace`` past the day's end, is *overdue*: its writes stay pending and the
+      day raises one ``usage_report_missing`` alert.
+    """
+
+    report_days: Mapping[str, frozenset[int]]
+    clocks: Mapping[str, int] = field(default_factory=dict)
+    grace_ms: int = 48 * 3_600_000
 
     @classmethod
-    def from_dates(cls, dates: list[str], now_ms: int, grace_hours: float) -> Coverage:
-        days = frozenset(int(np.datetime64(d, "D").astype(np.int64)) for d in dates if d)
-        return cls(days, now_ms, int(grace_hours * 3_600_000))
+    def every_scope(cls, days: Iterable[int], clock_ms: int = 0, grace_ms: int = 48 * 3_600_000) -> Coverage:
+        """Reports in for ``days`` in every scope (tests, benchmarks, single-scope lakes)."""
+        return cls({EVERY_SCOPE: frozenset(days)}, {EVERY_SCOPE: clock_ms}, grace_ms)
 
-    def covered(self, day: int) -> bool:
-        if day in self.report_days:
-            return True
-        # reports are written within 24 h of the day closing: a report two days later proves it
-        if any(d >= day + 2 for d in self.report_days):
-            return True
-        return self.now_ms >= (day + 1) * DAY_MS + self.grace_ms
+    def _days(self, scope: str) -> frozenset[int]:
+        own = self.report_days.get(scope, frozenset())
+        every = self.report_days.get(EVERY_SCOPE)
+        return own | every if every else own
 
-    def covered_range(self, first: int, last: int) -> bool:
-        return all(self.covered(d) for d in range(first, last + 1))
+    def reported(self, scope: str, day: int) -> bool:
+        return day in self._days(scope)
+
+    def passed(self, scope: str, day: int) -> bool:
+        """A report of a later day is in: the report stream has moved past ``day``."""
+        days = self._days(scope)
+        return bool(days) and max(days) > day
+
+    def clock(self, scope: str) -> int:
+        return max(self.clocks.get(scope, 0), self.clocks.get(EVERY_SCOPE, 0))
+
+    def covered(self, scope: str, own: int, first: int, last: int) -> bool:
+        """All reports that could name a session of a write of day ``own`` (window days
+        ``first .. last``) are in."""
+        if not self.reported(scope, own):
+            return False
+        return all(d == own or self.reported(scope, d) or self.passed(scope, d) for d in range(first, last + 1))
+
+    def overdue(self, scope: str, day: int) -> bool:
+        """The day's report is missing for good (see the class doc)."""
+        if self.reported(scope, day):
+            return False
+        days = self._days(scope)
+        return bool(days) and max(days) >= day + 2 and self.clock(scope) >= (day + 1) * DAY_MS + self.grace_ms
 
 
 @dataclass
@@ -74,3 +112,9 @@ class AttributionResult:
     final: np.ndarray  # per row: covering reports are in (decisions that wait for reports may be taken)
     #: per row: an unknown claimed id may be called unknown now (reports in, or a fresh live view)
     claim_decidable: np.ndarray
+    #: per row: a pending write whose own day's report is overdue (``usage_report_missing``)
+    report_overdue: np.ndarray
+    #: per row: the write's scope (``<account>|<region>``)
+    scope: pa.Array
+    #: per row: a service made the call for the principal (``userIdentity.invokedBy``)
+    invoked_by: np.ndarray

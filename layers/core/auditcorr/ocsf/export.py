@@ -147,17 +147,23 @@ def read_activity(lake: Lake, window: Window, fallback_account: str | None, fall
     writes = lake.read("s3_writes", days, columns=["event_id", "principal_account_id", "aws_region",
                                                    "access_key_id", "user_agent", "recipient_account_id"])
     t = _left_join(act, writes, "event_id")
-    account = pc.coalesce(t.column("principal_account_id"), _account_from_arns(arr(t.column("role_arn")),
-                                                                                 arr(t.column("principal_arn"))))
-    t = t.append_column("account_id", _fill(arr(account), fallback_account))
-    t = t.append_column("region", _fill(arr(t.column("aws_region")), fallback_region))
+    # the write's scope (schema v2); rows of an earlier lake: the signer's account, the bucket's region
+    account = pc.coalesce(t.column("account_id"), t.column("principal_account_id"),
+                          _account_from_arns(arr(t.column("role_arn")), arr(t.column("principal_arn"))))
+    t = _put(t, "account_id", _fill(arr(account), fallback_account))
+    t = _put(t, "region", _fill(arr(pc.coalesce(t.column("region"), t.column("aws_region"))), fallback_region))
     return t.append_column("bucket_region", arr(t.column("aws_region")))
+
+
+def _put(t: pa.Table, name: str, col: pa.Array) -> pa.Table:
+    return t.set_column(t.schema.get_field_index(name), name, col)
 
 
 def read_logons(lake: Lake, window: Window, fallback_account: str | None, fallback_region: str | None) -> pa.Table:
     t = lake.read("logons", window.lake_days(lake, "logons"))
-    t = t.append_column("account_id", _fill(arr(t.column("recipient_account_id")), fallback_account))
-    return t.append_column("region", _fill(arr(t.column("aws_region")), fallback_region))
+    t = _put(t, "account_id", _fill(arr(pc.coalesce(t.column("account_id"), t.column("recipient_account_id"))),
+                                    fallback_account))
+    return _put(t, "region", _fill(arr(pc.coalesce(t.column("region"), t.column("aws_region"))), fallback_region))
 
 
 def read_alerts(lake: Lake, window: Window, fallback_account: str | None, fallback_region: str | None) -> pa.Table:
@@ -171,11 +177,11 @@ def read_alerts(lake: Lake, window: Window, fallback_account: str | None, fallba
     sessions = sessions.rename_columns(["session_id", "session_account_id", "session_region"])
     t = _left_join(t, writes, "event_id")
     t = _left_join(t, sessions, "event_id", "session_id")
-    account = pc.coalesce(t.column("principal_account_id"), t.column("session_account_id"),
+    account = pc.coalesce(t.column("account_id"), t.column("principal_account_id"), t.column("session_account_id"),
                           _account_from_arns(arr(t.column("principal_arn"))))
-    region = pc.coalesce(t.column("aws_region"), t.column("session_region"))
-    t = t.append_column("account_id", _fill(arr(account), fallback_account))
-    return t.append_column("region", _fill(arr(region), fallback_region))
+    region = pc.coalesce(t.column("region"), t.column("aws_region"), t.column("session_region"))
+    t = _put(t, "account_id", _fill(arr(account), fallback_account))
+    return _put(t, "region", _fill(arr(region), fallback_region))
 
 
 # -- writing ----------------------------------------------------------------------------------------

@@ -24,13 +24,15 @@ class LiveOutcome:
 
 
 def ingest_live(lake: Lake, compactor: Compactor, sessions: list[dict], observed_at_ms: int,
-                polled: list[tuple[str, str]], errors: dict[tuple[str, str], str] | None = None) -> LiveOutcome:
+                polled: list[tuple[str, str]], errors: dict[tuple[str, str], str] | None = None,
+                account_id: str | None = None, region: str | None = None) -> LiveOutcome:
     """Store one poll (the DescribeSessions results for the ``polled`` stack/fleet pairs).
 
     CloudTrail files land 5+ minutes after the calls, so writes are attributed against these
     observations as they are ingested; no recomputation is needed here.
     """
     snap = live.snapshot_table(sessions, observed_at_ms)
+    snap = _with(snap, account_id, region)
     dt = day_string(observed_at_ms // DAY_MS)
     name = f"snap-{observed_at_ms}"
     if snap.num_rows:
@@ -46,9 +48,17 @@ def ingest_live(lake: Lake, compactor: Compactor, sessions: list[dict], observed
         "fleet_name": [p[1] for p in pairs],
         "sessions_seen": pa.array([seen.get(p, 0) for p in pairs], pa.int64()),
         "error": pa.array([errors.get(p) for p in pairs], pa.string()),
+        "account_id": pa.array([account_id] * len(pairs), pa.string()),
+        "region": pa.array([region] * len(pairs), pa.string()),
     })
     if pairs:
         lake.write_file("live_polls", dt, name, conform(polls, LIVE_POLLS))
     for table in ("live_sessions", "live_polls"):
         compactor.maybe_compact(table, dt)
     return LiveOutcome(observations=snap.num_rows, polled=len(polled), failed=len(errors))
+
+
+def _with(t: pa.Table, account_id: str | None, region: str | None) -> pa.Table:
+    for name, value in (("account_id", account_id), ("region", region)):
+        t = t.set_column(t.schema.get_field_index(name), name, pa.array([value] * t.num_rows, pa.string()))
+    return t

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from ..attribution.scope import Scopes
 from ..counts import FileOutcome
 from ..ingest.cloudtrail import is_digest, is_insight
 from ..ingest.usage import report_kind
@@ -124,3 +125,20 @@ def load_events(lake: Lake, columns: FileColumns, table: str, rows: pa.Table, na
     lake.write_partitioned(table, name, rows, dts)
     out.written += rows.num_rows
     return rows
+
+
+def with_scope(table: str, rows: pa.Table, scopes: Scopes) -> tuple[pa.Table, pa.Array]:
+    """``rows`` with their ``account_id`` and ``region`` filled (writes: the scope rule of
+    ``attribution.scope``; logons: the account and region they were logged in), and each row's scope
+    key (``<account>|<region>``, for the data clocks)."""
+    if rows.num_rows == 0:
+        return rows, pa.array([], pa.string())
+    if table == "s3_writes":
+        account = scopes.write_accounts(rows)
+    else:
+        account = rows.column("recipient_account_id").combine_chunks()
+    region = rows.column("aws_region").combine_chunks()
+    for name, col in (("account_id", account), ("region", region)):
+        rows = rows.set_column(rows.schema.get_field_index(name), name, col)
+    keys, code, _ = scopes.keys(account, region)
+    return rows, keys.take(pa.array(code))

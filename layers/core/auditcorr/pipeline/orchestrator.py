@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Iterable
 
@@ -22,20 +23,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import logon_check, rules
+from .. import logon_check, rules, scope_rules
 from ..attribution import DAY_MS, PENDING, attribute
 from ..attribution.inputs import AttributionInputs
+from ..attribution.scope import UNKNOWN, Scopes
+from ..completeness import Completeness, account_clocks, newest_per_scope
+from ..completeness import scope_name as scope_file
 from ..config import Config
 from ..counts import FileOutcome, IngestSummary
 from ..ingest.cloudtrail import UnreadableObject, parse_cloudtrail
 from ..ingest.usage import parse_usage_report
 from ..lake import SORT_KEYS, Lake, input_id
 from ..schemas import conform
-from ..timeparse import day_string, dt_column
+from ..timeparse import day_number, day_string, dt_column
 from .alert_merge import AlertMerge
 from .compaction import Compactor, StageTimes
 from .live_ingest import LiveOutcome, ingest_live
-from .load import FileColumns, Manifests, classify, load_events, quarantine
+from .load import FileColumns, Manifests, classify, load_events, quarantine, with_scope
 from .reattribution import carry_previous, days_affected_by_report
 
 log = logging.getLogger("auditcorr")
@@ -45,6 +49,30 @@ Clock = Callable[[], int]  # epoch milliseconds
 
 def wall_clock() -> int:
     return int(time.time() * 1000)
+
+
+#: AppStream's usage-report bucket: ``appstream-logs-<region>-<account>-<random>``
+_REPORT_BUCKET = re.compile(r"appstream-logs-([a-z]{2}(?:-[a-z]+)+-\d)-(\d{12})-")
+
+
+def report_bucket_scope(source: str, scopes: Scopes) -> str | None:
+    """The scope of a usage report from its bucket's name in ``source`` (an ``s3://`` URI or a local
+    copy that kept the bucket name), or None."""
+    m = _REPORT_BUCKET.search(source)
+    if not m:
+        return None
+    return scopes.scope_key(m.group(2), m.group(1))[0]
+
+
+def with_alert_scope(raised: pa.Table, activity: pa.Table) -> pa.Table:
+    """The write alerts' ``account_id`` and ``region``: those of the write they are about."""
+    if raised.num_rows == 0:
+        return conform(raised, rules.ALERT_IN)
+    pos = pc.index_in(raised.column("event_id"), value_set=activity.column("event_id"))
+    for name in ("account_id", "region"):
+        raised = raised.set_column(raised.schema.get_field_index(name), name,
+                                   activity.column(name).combine_chunks().take(pos))
+    return conform(raised, rules.ALERT_IN)
 
 
 class Pipeline:
@@ -58,6 +86,8 @@ class Pipeline:
         self.compactor = Compactor(lake, config, self.times)
         self.alerts = AlertMerge(lake, self.columns, self.compactor)
         self.inputs = AttributionInputs(lake, config, clock)
+        self.scopes = Scopes(config)
+        self.completeness = Completeness(lake)
 
     # -- entry points --------------------------------------------------------------------------
     def ingest_object(self, source: str, data: bytes, etag: str | None = None,
@@ -87,9 +117,14 @@ class Pipeline:
         return quarantine(self.lake, source, data, iid, reason, self.clock())
 
     def ingest_live(self, sessions: list[dict], observed_at_ms: int, polled: list[tuple[str, str]],
-                    errors: dict[tuple[str, str], str] | None = None) -> LiveOutcome:
-        """Store one poll of the AppStream API (see ``live_ingest``)."""
-        return ingest_live(self.lake, self.compactor, sessions, observed_at_ms, polled, errors)
+                    errors: dict[tuple[str, str], str] | None = None, account_id: str | None = None,
+                    region: str | None = None) -> LiveOutcome:
+        """Store one poll of the AppStream API (see ``live_ingest``) of ``account_id`` in ``region``;
+        the poll's time is that scope's data clock (live, data time is now)."""
+        out = ingest_live(self.lake, self.compactor, sessions, observed_at_ms, polled, errors, account_id, region)
+        if account_id:
+            self.completeness.advance({self.scopes.scope_key(account_id, region)[0]: observed_at_ms})
+        return out
 
     # -- CloudTrail: parse -> load -> attribute + alert -> (logon re-check) -> compact --------------
     def _ingest_cloudtrail(self, source: str, data: bytes, iid: str,
@@ -99,14 +134,25 @@ class Pipeline:
         t0 = self.times.add("parse", t0)
         out = parsed.outcome
         name = f"part-{iid}"
-        new_writes = load_events(self.lake, self.columns, "s3_writes", parsed.writes, name, out)
-        new_logons = load_events(self.lake, self.columns, "logons", parsed.logons, name, out)
+        writes, write_scopes = with_scope("s3_writes", parsed.writes, self.scopes)
+        logons, logon_scopes = with_scope("logons", parsed.logons, self.scopes)
+        new_writes = load_events(self.lake, self.columns, "s3_writes", writes, name, out)
+        new_logons = load_events(self.lake, self.columns, "logons", logons, name, out)
+        # the scopes' data clocks: how far their CloudTrail has come (decisions wait on these, not on
+        # the wall clock)
+        newest = newest_per_scope(write_scopes, writes.column("event_time"))
+        for scope, t in newest_per_scope(logon_scopes, logons.column("event_time")).items():
+            newest[scope] = max(t, newest.get(scope, t))
+        clocks_before = account_clocks(self.completeness.clocks())
+        self.completeness.advance(newest)
         t0 = self.times.add("write", t0)
         compacting = self.times.seconds.get("compact", 0.0)
         if new_writes.num_rows:
             self._attribute_and_alert(new_writes, name, summary, whole_days=False)
         if new_logons.num_rows:  # logons later than the report of the sessions they open
             self.recheck_logons(new_logons, f"logoncheck-{iid}", summary)
+        # sessions whose logon check waited for this much CloudTrail are decided now
+        self.check_sessions_now_due(clocks_before, account_clocks(newest), f"logondue-{iid}", summary)
         # the compactions of attributed_activity and alerts run in there: they count as "compact"
         self.times.add("attribute", t0, minus=self.times.seconds.get("compact", 0.0) - compacting)
         # compact only once this object's outputs all exist: until then a retry after a crash must
@@ -134,15 +180,50 @@ class Pipeline:
             # hold rows for is a truncated or broken copy, not a correction -- keep the day
             out.note = f"empty report for {rep.report_date} ignored: the day keeps its earlier delivery"
             return out
-        # one file per report day: a report delivered again replaces its day; sessions sorted by user
-        # (with the Bloom filter, a user's sessions are a row-group lookup for ``timeline``)
-        data = rep.table.sort_by([(k, "ascending") for k in SORT_KEYS["sessions"]]) \
-            if table == "sessions" else rep.table
-        self.lake.write_file(table, rep.report_date, "report", data)
-        if table == "sessions":
+        if table == "applications":
+            self.lake.write_file(table, rep.report_date, "report", rep.table)
+            return out
+        if rep.table.num_rows == 0:
+            # a report with no sessions: its scope only from the AppStream bucket's name, if the source has it
+            scope = report_bucket_scope(source, self.scopes)
+            if scope is None:
+                out.note = f"empty report for {rep.report_date} with no account in its name: nothing to record"
+                return out
+            self.lake.write_file(table, rep.report_date, f"report-{scope_file(scope)}", rep.table)
+            self.completeness.record_report(scope, rep.report_date)
             self.reattribute(self.days_affected_by_report(rep.table, rep.report_date), f"recompute-{iid}", summary)
-            self.check_logons(rep.table, f"logons-{iid}", summary)
+            return out
+        # one file per report day and scope (account, region): a report delivered again replaces its
+        # own; sessions sorted by user (with the Bloom filter, a user's sessions are a row-group lookup)
+        for scope, part in self.report_scopes(rep.table, report_bucket_scope(source, self.scopes)):
+            data = part.sort_by([(k, "ascending") for k in SORT_KEYS["sessions"]])
+            known = not scope.startswith(UNKNOWN)
+            self.lake.write_file(table, rep.report_date, f"report-{scope_file(scope) if known else 'unknown'}", data)
+            if known:  # rows that name no account cover no scope (and match no write)
+                self.completeness.record_report(scope, rep.report_date)
+        self.reattribute(self.days_affected_by_report(rep.table, rep.report_date), f"recompute-{iid}", summary)
+        self.check_logons(rep.table, f"logons-{iid}", summary)
+        # sessions of the day before whose logon check had to wait for CloudTrail are decided now
+        before = day_string(day_number(rep.report_date) - 1)
+        earlier = self.lake.read("sessions", [before])
+        if earlier.num_rows:
+            self.check_logons(earlier.drop_columns(["dt"]), f"logons-{iid}-before", summary)
         return out
+
+    def report_scopes(self, sessions: pa.Table, bucket_scope: str | None) -> list[tuple[str, pa.Table]]:
+        """A report's rows per scope (a report is one account's and region's; split if it mixes).
+        Rows that name no account or region take them from the report bucket's name, if known."""
+        account = sessions.column("aws_account_id").combine_chunks()
+        region = sessions.column("region").combine_chunks()
+        if bucket_scope is not None:
+            b_account, _, b_region = bucket_scope.partition("|")
+            account = pc.coalesce(account, pa.scalar(b_account))
+            region = pc.coalesce(region, pa.scalar(b_region))
+            sessions = sessions.set_column(sessions.schema.get_field_index("aws_account_id"), "aws_account_id", account)
+            sessions = sessions.set_column(sessions.schema.get_field_index("region"), "region", region)
+        keys, code, _ = self.scopes.keys(account, region)
+        return [(scope, sessions.filter(pa.array(code == i))) for i, scope in enumerate(keys.to_pylist())
+                if (code == i).any()]
 
     def days_affected_by_report(self, sessions: pa.Table, report_date: str) -> list[str]:
         return days_affected_by_report(sessions, report_date, set(self.lake.partitions("s3_writes")), self.config)
@@ -178,9 +259,14 @@ class Pipeline:
         written = self.lake.write_partitioned("attributed_activity", name, act, dts)
         if replace_files:
             self.lake.delete([f for f in replace_files if f not in written])
-        raised = rules.write_alerts(res, self.config)
-        self.alerts.merge(raised, act.column("event_id"), list(rules.WRITE_RULES), dts, name, now, summary,
-                          whole_days=whole_days)
+        raised = pa.concat_tables([
+            with_alert_scope(rules.write_alerts(res, self.config), act),
+            scope_rules.via_service_alerts(res, self.config),
+            scope_rules.report_missing_alerts(res, self.config)])
+        scope = pa.concat_arrays([act.column("event_id").combine_chunks().cast(pa.string()),
+                                  pa.array(scope_rules.report_subjects(res), pa.string())])
+        self.alerts.merge(raised, scope, list(rules.WRITE_RULES) + list(scope_rules.RULES), dts, name, now,
+                          summary, whole_days=whole_days)
         for dt in pc.unique(dts).to_pylist():
             self.maybe_compact("attributed_activity", dt)
 
@@ -202,9 +288,42 @@ class Pipeline:
         back = math.ceil(self.config.logon_window_hours / 24) + 1
         logons = self.lake.read("logons", {day_string(d + k) for d in days for k in range(-back, 2)})
         logons = logons.drop_columns(["dt"]) if "dt" in logons.column_names else logons
-        raised = conform(logon_check.evaluate(sessions, logons, self.config, now), rules.ALERT_IN)
+        # decided once the session's account's CloudTrail has come far enough (its data clock)
+        clocks = account_clocks(self.completeness.clocks())
+        data_now = np.array([clocks.get(a, 0) for a in sessions.column("aws_account_id").to_pylist()]
+                            if "aws_account_id" in sessions.column_names else [0] * sessions.num_rows, np.int64)
+        raised = conform(logon_check.evaluate(sessions, logons, self.config, data_now), rules.ALERT_IN)
         self.alerts.merge(raised, sessions.column("session_id").to_pylist(), rules_here,
                           dt_column(sessions.column("session_start_time")), name, now, summary)
+
+    def check_sessions_now_due(self, before: dict[str, int], newest: dict[str, int], name: str,
+                               summary: IngestSummary | None = None) -> None:
+        """The logon check of a reported session is decided once its account's CloudTrail has come
+        ``logon_check.DEFAULT_CLOUDTRAIL_LAG_MS`` past its start (data time): check the sessions whose
+        moment came with this file (in whichever order reports and CloudTrail arrive, the same ones)."""
+        wait = self.config.tolerance_seconds * 1000 + logon_check.DEFAULT_CLOUDTRAIL_LAG_MS
+        moved = {a: (before.get(a, 0), t) for a, t in newest.items() if t > before.get(a, 0)}
+        if not moved or not any(self.config.rule_enabled(r) for r in logon_check.RULES):
+            return
+        have = set(self.lake.partitions("sessions"))
+        if not have:
+            return
+        ahead = int(self.config.max_session_hours * 3_600_000)
+        lo = min(old for old, _ in moved.values()) - wait
+        hi = max(new for _, new in moved.values()) - wait
+        first = max(lo // DAY_MS, day_number(min(have)))
+        dts = [d for d in (day_string(x) for x in range(first, (hi + ahead) // DAY_MS + 1)) if d in have]
+        if not dts:
+            return
+        sessions = self.lake.read("sessions", dts).drop_columns(["dt"])
+        if sessions.num_rows == 0:
+            return
+        start = sessions.column("session_start_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        account = sessions.column("aws_account_id").to_pylist()
+        due = np.array([a in moved and moved[a][0] - wait < s <= moved[a][1] - wait
+                        for a, s in zip(account, start.tolist(), strict=True)], dtype=bool)
+        if due.any():
+            self.check_logons(sessions.filter(pa.array(due)), name, summary)
 
     def recheck_logons(self, logons: pa.Table, name: str, summary: IngestSummary | None = None) -> None:
         """Re-run the logon cross-check for the reported sessions these logons could concern (starting
