@@ -133,7 +133,8 @@ def decode_typed(text: bytes) -> list[_Record] | None:
         if text[:1] == b"[":
             return _array.decode(text)
         return _trail.decode(text).Records
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        # RecursionError: nesting past the decoder's limit; the generic path rejects that one record
         return None
 
 
@@ -157,6 +158,10 @@ def parse_typed(records: list[_Record], source: str, config: Config,
         if not is_write:
             if name in logon_events and src in LOGON_SOURCES:
                 logon_dicts.append(_as_dict(r))
+            elif name is None or src is None or r.eventTime is None:
+                # not a CloudTrail record (or a whole trail document in a bare array): the generic
+                # path expands documents and rejects the rest with the reason, never skips them
+                return None
             else:
                 outcome.skip("not an S3 write or logon event")
             continue
