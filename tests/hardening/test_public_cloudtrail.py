@@ -76,8 +76,8 @@ def test_every_public_record_is_accounted_for(ingested):
         kinds = Counter(kind(r) for r in recs)
         # everything that is neither an S3 write nor a logon is skipped, and only that
         assert out.skipped == kinds["other"], path.name
-        assert out.written + out.duplicates + out.rejected == kinds["write"] + kinds["logon"] + kinds["not cloudtrail"], \
-            path.name
+        expected = kinds["write"] + kinds["logon"] + kinds["not cloudtrail"]
+        assert out.written + out.duplicates + out.rejected == expected, path.name
         assert out.reasons[NOT_A_RECORD] == kinds["not cloudtrail"], path.name
         total.update(records=len(recs), written=out.written, rejected=out.rejected)
     assert total["records"] == 852  # 310 + 437 + 2 + 103

@@ -66,7 +66,7 @@ def inflate(data: bytes, max_bytes: int = DEFAULT_MAX_INFLATED) -> bytes:
         while not d.eof:
             if pos >= len(view):
                 raise EOFError("compressed data ended before the end-of-stream marker")
-            chunk = view[pos:pos + _IN_STEP]
+            chunk: bytes | memoryview = view[pos:pos + _IN_STEP]
             pos += len(chunk)
             while chunk:
                 out = d.decompress(chunk, min(_OUT_STEP, max_bytes - total + 1))
