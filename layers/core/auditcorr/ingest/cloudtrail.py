@@ -309,11 +309,11 @@ def parse_cloudtrail(data: bytes, source: str, config: Config, *, max_inflated: 
 
 def _parse_fast(body: bytes, source: str, config: Config, now_ms: int | None = None) -> ParsedCloudTrail | None:
     """Typed decoding (cloudtrail_fast); None when the body needs the tolerant generic path."""
-    from .cloudtrail_fast import decode_typed, parse_typed
+    from .cloudtrail_fast import parse_typed, split_typed
 
     text = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     try:
-        typed = decode_typed(text)
+        typed = split_typed(text)
         if typed is None:
             return None
         outcome = FileOutcome(source=source, kind="cloudtrail")
