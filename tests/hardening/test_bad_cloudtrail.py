@@ -44,6 +44,7 @@ def test_committed_corpus_matches_its_generator():
 UNREADABLE = {
     "truncated_gzip.json.gz": "corrupt or truncated gzip",
     "gzip_magic_then_garbage.json.gz": "corrupt or truncated gzip",
+    "gzip_then_garbage.json.gz": "corrupt or truncated gzip",  # a good member, then bytes that are no member
     "not_gzip.json.gz": "not valid JSON",
     "empty.json.gz": "empty object",
     "empty_gzip.json.gz": "empty object",
