@@ -58,7 +58,8 @@ def decode_body(data: bytes, max_bytes: int = DEFAULT_MAX_INFLATED) -> bytes:
     except TooLarge as exc:
         raise UnreadableObject(str(exc)) from exc
     except (EOFError, OSError, zlib.error) as exc:
-        raise UnreadableObject(f"corrupt or truncated gzip ({type(exc).__name__})") from exc
+        kind = "zlib" if isinstance(exc, zlib.error) else type(exc).__name__  # zlib's class is named "error"
+        raise UnreadableObject(f"corrupt or truncated gzip ({kind})") from exc
 
 
 def is_digest(path: str, body: Any = None) -> bool:

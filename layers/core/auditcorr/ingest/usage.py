@@ -152,8 +152,8 @@ def parse_usage_report(data: bytes, source: str, kind: str | None = None, *,
     ``max_inflated`` caps the body (``inflate``); a row with a field over ``max_field_chars`` is
     rejected alone; session times outside ``plausible`` bounds (``now_ms`` narrows them) too."""
     header, rows = _read_rows(data, max_inflated)
-    if any(len(h) > max_field_chars for h in header):
-        raise UnreadableObject(f"header has a field over {max_field_chars:,} characters: not a report")
+    if any(len(h) > MAX_FIELD_CHARS for h in header):  # a column name, not a value: not a report
+        raise UnreadableObject(f"header has a field over {MAX_FIELD_CHARS:,} characters: not a report")
     if kind is None:
         kind = report_kind(source)
     if kind is None:
