@@ -413,7 +413,7 @@ def test_trail_documents_one_per_line_are_read_and_nothing_is_mis_skipped(lines)
 
 @SETTINGS
 @given(rec=st.dictionaries(st.sampled_from(["eventName", "eventSource", "eventTime", "eventID", "x", "Records"]),
-                           st.one_of(st.none(), st.integers(), st.text(max_size=5),
+                           st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=5),
                                      st.just("2026-03-02T08:00:00Z"), st.just("ec2.amazonaws.com"))))
 def test_a_record_without_the_cloudtrail_shape_is_rejected_never_skipped(rec):
     parsed, out = parse(corpus.ct([corpus.good(1), rec]))
