@@ -4,20 +4,28 @@ Run (from the repository root, in the dev venv; ``pip install atheris`` first):
 
     python fuzz/fuzz_parsers.py -atheris_runs=200000        # or: make fuzz
     python fuzz/fuzz_parsers.py -max_total_time=600         # ten minutes
+    python fuzz/fuzz_parsers.py --parser=cloudtrail -max_total_time=600   # one parser only
+    python fuzz/fuzz_parsers.py --parser=csv -max_total_time=600
 
 With no corpus folder given it mutates ``fuzz/seeds`` and ``fuzz/regressions`` and keeps what it
 learns in ``$TMPDIR/auditcorr-fuzz/corpus`` (crash inputs land in ``$TMPDIR/auditcorr-fuzz/``: copy
 one into ``fuzz/regressions/`` once the bug is fixed).
 
 Every input goes through ``parse_cloudtrail`` and ``parse_usage_report`` (sessions, applications
-and unnamed).  The contract: only ``UnreadableObject`` (the whole object is unreadable and is
-quarantined) may escape; anything else is a bug.  For what does parse, the record accounting must
-reconcile and the tables must have their schema.  ``tests/hardening/test_fuzz_target.py`` replays
-the seeds through :func:`TestOneInput` so the target cannot rot.
+and unnamed), or through one of them with ``--parser``.  Each parser also runs with small limits
+(an inflate cap of a few KiB, a CSV field limit of 64 characters), so the fuzzer reaches the
+"too large" and "one huge field" paths with small inputs; and each CloudTrail input is also tried
+as one gzip member appended to another (multi-member gzip) and, when it is JSON, as a JSON line
+after a trail document (whole trail documents one per line).  The contract: only
+``UnreadableObject`` (the whole object is unreadable and is quarantined) may escape; anything else
+is a bug.  For what does parse, the record accounting must reconcile, the tables must have their
+schema, and every event time must be inside the plausible window of its file.
+``tests/hardening/test_fuzz_target.py`` replays the seeds through :func:`TestOneInput` so the target cannot rot.
 """
 
 from __future__ import annotations
 
+import gzip
 import sys
 from pathlib import Path
 
@@ -34,6 +42,7 @@ if atheris is not None:
     with atheris.instrument_imports(include=["auditcorr"]):
         from auditcorr.config import Config
         from auditcorr.ingest.cloudtrail import UnreadableObject, parse_cloudtrail
+        from auditcorr.ingest.plausible import plausible_ms, window
         from auditcorr.ingest.usage import parse_usage_report
         from auditcorr.schemas import APPLICATIONS, LOGONS, S3_WRITES, SESSIONS
 
@@ -44,6 +53,7 @@ if atheris is not None:
 else:
     from auditcorr.config import Config
     from auditcorr.ingest.cloudtrail import UnreadableObject, parse_cloudtrail
+    from auditcorr.ingest.plausible import plausible_ms, window
     from auditcorr.ingest.usage import parse_usage_report
     from auditcorr.schemas import APPLICATIONS, LOGONS, S3_WRITES, SESSIONS
 
@@ -60,9 +70,29 @@ REPORT_NAMES = (
 )
 
 
+SMALL_CAP = 4096  # an inflate cap the fuzzer can exceed with small inputs
+SMALL_FIELD = 64  # a CSV field limit the fuzzer can exceed with small inputs
+TRAIL_LINE = b'{"Records":[{"eventVersion":"1.08","eventSource":"s3.amazonaws.com","eventName":"PutObject",' \
+             b'"eventTime":"2026-03-02T08:01:00Z","eventID":"line-1","userIdentity":{"type":"AssumedRole"}}]}'
+#: which parsers run (``--parser=cloudtrail|csv``; both by default)
+PARSERS = {"cloudtrail", "csv"}
+
+
 def _check_cloudtrail(data: bytes) -> None:
+    _check_cloudtrail_once(data, None)
+    _check_cloudtrail_once(data, SMALL_CAP)
+    if data[:2] == b"\x1f\x8b":  # a second gzip member: multi-member objects read like one
+        _check_cloudtrail_once(data + gzip.compress(TRAIL_LINE, mtime=0), None)
+    elif data[:1] in (b"{", b"["):  # whole trail documents one per line
+        _check_cloudtrail_once(TRAIL_LINE + b"\n" + data, None)
+
+
+def _check_cloudtrail_once(data: bytes, cap: int | None) -> None:
     try:
-        parsed = parse_cloudtrail(data, CT_NAME, CONFIG)
+        if cap is None:
+            parsed = parse_cloudtrail(data, CT_NAME, CONFIG)
+        else:
+            parsed = parse_cloudtrail(data, CT_NAME, CONFIG, max_inflated=cap)
     except UnreadableObject:
         return
     out = parsed.outcome
@@ -74,11 +104,19 @@ def _check_cloudtrail(data: bytes) -> None:
     assert parsed.writes.column("event_time").null_count == 0
     assert parsed.logons.column("event_time").null_count == 0
     assert parsed.writes.column("event_id").null_count == 0
+    lo, hi, _ = window(CT_NAME)
+    for table in (parsed.writes, parsed.logons):
+        if table.num_rows:
+            ms = table.column("event_time").cast("int64").to_pylist()
+            assert all(lo <= t <= hi for t in ms), "an implausible event time was accepted"
 
 
-def _check_report(data: bytes, name: str) -> None:
+def _check_report(data: bytes, name: str, field_limit: int | None = None) -> None:
     try:
-        rep = parse_usage_report(data, name)
+        if field_limit is None:
+            rep = parse_usage_report(data, name)
+        else:
+            rep = parse_usage_report(data, name, max_field_chars=field_limit, max_inflated=SMALL_CAP)
     except UnreadableObject:
         return
     out = rep.outcome
@@ -90,6 +128,7 @@ def _check_report(data: bytes, name: str) -> None:
         start = rep.table.column("session_start_time").cast("int64").to_pylist()
         end = rep.table.column("session_end_time").cast("int64").to_pylist()
         assert all(s is not None and e is not None and s <= e for s, e in zip(start, end, strict=True))
+        assert all(plausible_ms(t) for t in start + end), "an implausible session time was accepted"
     if rep.report_date is not None:
         from datetime import date
 
@@ -97,9 +136,12 @@ def _check_report(data: bytes, name: str) -> None:
 
 
 def TestOneInput(data: bytes) -> None:  # noqa: N802 - the libFuzzer entry point's name
-    _check_cloudtrail(data)
-    for name in REPORT_NAMES:
-        _check_report(data, name)
+    if "cloudtrail" in PARSERS:
+        _check_cloudtrail(data)
+    if "csv" in PARSERS:
+        for name in REPORT_NAMES:
+            _check_report(data, name)
+        _check_report(data, REPORT_NAMES[0], SMALL_FIELD)
 
 
 def seeds() -> list[Path]:
@@ -111,8 +153,14 @@ def main() -> None:
         sys.exit("atheris is not installed: pip install atheris")
     import tempfile
 
-    argv = list(sys.argv)
-    work = Path(tempfile.gettempdir()) / "auditcorr-fuzz"
+    argv = [a for a in sys.argv if not a.startswith("--parser=")]
+    for a in sys.argv:
+        if a.startswith("--parser="):
+            chosen = a.split("=", 1)[1]
+            if chosen not in ("cloudtrail", "csv"):
+                sys.exit("--parser must be cloudtrail or csv")
+            PARSERS.intersection_update({chosen})
+    work = Path(tempfile.gettempdir()) / ("auditcorr-fuzz" + ("" if len(PARSERS) == 2 else f"-{min(PARSERS)}"))
     if not any(not a.startswith("-") for a in argv[1:]):
         # libFuzzer adds new inputs to the FIRST folder: keep that out of the repository
         (work / "corpus").mkdir(parents=True, exist_ok=True)

@@ -140,5 +140,9 @@ def report_name(day: str) -> str:
 
 
 def ct_name(n: int, day: str = "2026/03/02") -> str:
+    """A CloudTrail key for the ``n``-th object of ``day``.  Its delivery time (which bounds the
+    plausible event times, ingest/plausible.py) is the end of the next day, so that any event of the
+    day or of the night after it fits; ``n`` makes the name unique."""
+    delivered = datetime.strptime(day, "%Y/%m/%d") + timedelta(days=1)
     return (f"cloudtrail/AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/{day}/"
-            f"{ACCOUNT}_CloudTrail_us-east-1_20260302T{n:04d}Z_{n:016d}.json.gz")
+            f"{ACCOUNT}_CloudTrail_us-east-1_{delivered:%Y%m%d}T2359Z_{n:016d}.json.gz")

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from auditcorr.config import Config
-from auditcorr.ingest.cloudtrail import parse_cloudtrail
+from auditcorr.ingest.cloudtrail import NOT_A_RECORD, parse_cloudtrail
 from auditcorr_cli.main import main, run_ingest
 from tests.factories import T0
 from tests.fixtures.bad import make_corpus as corpus
@@ -44,6 +44,7 @@ def test_committed_corpus_matches_its_generator():
 UNREADABLE = {
     "truncated_gzip.json.gz": "corrupt or truncated gzip",
     "gzip_magic_then_garbage.json.gz": "corrupt or truncated gzip",
+    "gzip_then_garbage.json.gz": "corrupt or truncated gzip",  # a good member, then bytes that are no member
     "not_gzip.json.gz": "not valid JSON",
     "empty.json.gz": "empty object",
     "empty_gzip.json.gz": "empty object",
@@ -52,7 +53,6 @@ UNREADABLE = {
     "json_scalar.json": "not a CloudTrail log file",
     "records_not_list.json.gz": "'Records' is not a list",
     "binary_garbage.json": "not valid JSON",
-    "invalid_utf8.json.gz": "not valid JSON",
 }
 
 
@@ -203,8 +203,9 @@ def test_who_finds_objects_by_their_exact_raw_key(tmp_path):
 
 def test_records_that_are_not_objects_are_rejected(tmp_path):
     pipe, out = ingest_case(tmp_path, "non_object_records.json.gz")
-    assert (out.records_in, out.written, out.skipped, out.rejected) == (6, 1, 1, 4)
+    assert (out.records_in, out.written, out.skipped, out.rejected) == (6, 1, 0, 5)
     assert out.reasons["record is not a JSON object"] == 4
+    assert out.reasons[NOT_A_RECORD] == 1  # ``{}`` is no CloudTrail record: rejected, never "skipped"
     assert set(by_event(pipe.lake)) == {"good-2"}
 
 

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from auditcorr.config import Config
+from auditcorr.ingest.cloudtrail import NOT_A_RECORD
 from auditcorr_cli.main import run_ingest
 from tests.hardening.util import by_event, new_pipe, quarantined
 
@@ -40,6 +41,8 @@ def kind(rec: dict[str, Any]) -> str:
         return "write"
     if src in ("sts.amazonaws.com", "signin.amazonaws.com") and name in CFG.logon_events:
         return "logon"
+    if not (isinstance(src, str) and isinstance(name, str) and isinstance(rec.get("eventTime"), str)):
+        return "not cloudtrail"  # e.g. Logstash's @timestamp instead of eventTime: rejected, not skipped
     return "other"
 
 
@@ -73,7 +76,9 @@ def test_every_public_record_is_accounted_for(ingested):
         kinds = Counter(kind(r) for r in recs)
         # everything that is neither an S3 write nor a logon is skipped, and only that
         assert out.skipped == kinds["other"], path.name
-        assert out.written + out.duplicates + out.rejected == kinds["write"] + kinds["logon"], path.name
+        expected = kinds["write"] + kinds["logon"] + kinds["not cloudtrail"]
+        assert out.written + out.duplicates + out.rejected == expected, path.name
+        assert out.reasons[NOT_A_RECORD] == kinds["not cloudtrail"], path.name
         total.update(records=len(recs), written=out.written, rejected=out.rejected)
     assert total["records"] == 852  # 310 + 437 + 2 + 103
     assert total["written"] > 0
@@ -82,11 +87,13 @@ def test_every_public_record_is_accounted_for(ingested):
 def test_rejections_are_only_the_known_malformed_shapes(ingested):
     _, summary = ingested
     reasons = summary.reasons()
-    known = {"missing eventID", "missing eventTime", "unparseable or zone-less eventTime"}
+    known = {"missing eventID", "missing eventTime", "unparseable or zone-less eventTime", NOT_A_RECORD}
     assert {r for r in reasons if not r.startswith("skipped: ")} <= known
-    # OTRF's Logstash export has @timestamp instead of eventTime: those writes are rejected, not guessed
+    # OTRF's Logstash export has @timestamp instead of eventTime: those writes are rejected, not guessed,
+    # and its other records are not CloudTrail records as CloudTrail writes them: rejected, not skipped
     otrf = next(f for f in summary.files if "otrf" in f.source)
-    assert otrf.reasons["missing eventTime"] == otrf.rejected > 0
+    assert otrf.reasons["missing eventTime"] > 0 and otrf.reasons[NOT_A_RECORD] > 0
+    assert otrf.reasons["missing eventTime"] + otrf.reasons[NOT_A_RECORD] == otrf.rejected
 
 
 def test_public_s3_writes_land_in_s3_writes_exactly(ingested):

@@ -48,7 +48,8 @@ def build(path: Path) -> Pipeline:
     pipe = Pipeline(Lake.open(str(path)), Config(), clock=clock_at(NOW))
     ct = "cloudtrail/AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_"
     for i, recs in enumerate([LOGONS, WRITES]):
-        out = pipe.ingest_object(f"{ct}20260302T08{i:02d}Z_{i:016d}.json.gz", trail(recs))
+        # delivered at the end of 03-03: the 03-03 write is a plausible event of the file
+        out = pipe.ingest_object(f"{ct}20260303T23{i:02d}Z_{i:016d}.json.gz", trail(recs))
         assert out.error is None, out.error
     for day, rows in (("2026-03-02", REPORT_0302), ("2026-03-03", REPORT_0303)):
         out = pipe.ingest_object(report_name(day), report_csv(rows))

@@ -49,3 +49,14 @@ def test_bad_config_names_the_key(tmp_path, text, msg):
     p.write_text(text)
     with pytest.raises(ConfigError, match=msg):
         load(p)
+
+
+def test_the_inflate_cap_is_configurable_and_derived_from_the_lambda_memory():
+    from auditcorr.ingest.inflate import cap_for_memory
+    from auditcorr_aws.settings import config_from_env
+
+    assert config_from_env({}).max_inflated_mb is None  # the parsers' default
+    derived = config_from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048"}).max_inflated_mb
+    assert derived == cap_for_memory(2048) / (1 << 20) and derived > cap_for_memory(1024) / (1 << 20)
+    assert config_from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048", "AUDITCORR_MAX_INFLATED_MB": "64"}
+                           ).max_inflated_mb == 64

@@ -132,6 +132,9 @@ class Config:
     # logon cross-check
     logon_window_hours: float = 12.0
     logon_mismatch_window_seconds: int = 300
+    #: most one input object may inflate to (MiB) before it is quarantined; None: 256 MiB, or in Lambda
+    #: derived from the function's memory (``ingest.inflate.cap_for_memory``, set by the adapter)
+    max_inflated_mb: float | None = None
     #: the organisation's fleet groups (``[[fleets]]``); empty: the flat ``[attribution]`` group
     fleets: tuple[FleetGroup, ...] = ()
     #: flat configuration: a write's bucket region must be the session's region (see FleetGroup)
@@ -273,6 +276,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
         severity=severity,
         disabled_rules=tuple(disabled),
         compact_threshold=int(_number(lake, "compact_threshold", "lake", _D.compact_threshold)),
+        max_inflated_mb=(float(_number(ing, "max_inflated_mb", "ingest", 0)) or None) if "max_inflated_mb" in ing
+        else _D.max_inflated_mb,
         compact_max_mb=float(_number(lake, "compact_max_mb", "lake", _D.compact_max_mb)),
         live_freshness_seconds=int(_number(live, "freshness_seconds", "live", _D.live_freshness_seconds)),
         live_stacks=tuple(stacks),

@@ -26,6 +26,7 @@ CONFIG_ENV: dict[str, tuple[str, str, str]] = {
     "AUDITCORR_DISABLED_RULES": ("alerts", "disabled", "list"),
     "AUDITCORR_COMPACT_THRESHOLD": ("lake", "compact_threshold", "int"),
     "AUDITCORR_COMPACT_MAX_MB": ("lake", "compact_max_mb", "float"),
+    "AUDITCORR_MAX_INFLATED_MB": ("ingest", "max_inflated_mb", "float"),
     "AUDITCORR_LIVE_FRESHNESS_SECONDS": ("live", "freshness_seconds", "int"),
     "AUDITCORR_LOGON_WINDOW_HOURS": ("logon_check", "window_hours", "float"),
     "AUDITCORR_LOGON_MISMATCH_WINDOW_SECONDS": ("logon_check", "mismatch_window_seconds", "int"),
@@ -76,7 +77,16 @@ def config_mapping(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def config_from_env(env: Mapping[str, str]) -> Config:
-    return from_mapping(config_mapping(env))
+    """The core's configuration from the environment.  With no ``AUDITCORR_MAX_INFLATED_MB``, the cap
+    on what one object may inflate to is derived from the function's memory (Lambda sets
+    ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``): a bomb is quarantined, never an out-of-memory retry loop."""
+    data = config_mapping(env)
+    memory = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "").strip()
+    if "max_inflated_mb" not in data.get("ingest", {}) and memory.isdigit():
+        from auditcorr.ingest.inflate import cap_for_memory
+
+        data.setdefault("ingest", {})["max_inflated_mb"] = cap_for_memory(int(memory)) / (1 << 20)
+    return from_mapping(data)
 
 
 def _flag(value: str | None) -> bool:

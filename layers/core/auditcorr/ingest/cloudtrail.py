@@ -1,14 +1,17 @@
 """CloudTrail log objects -> normalised ``s3_writes`` and ``logons`` Arrow tables.
 
-Accepted bodies (gzip or plain): ``{"Records": [...]}`` (what trails deliver), a bare JSON array of
-records, one record object, and newline-delimited records (common exports).  Digest and Insight
-files are recognised and skipped.  Every record ends up written, a duplicate (same ``eventID``
-earlier in the same object), skipped (not a write or logon event) or rejected with a reason.
+Accepted bodies (gzip, one or more members, or plain): ``{"Records": [...]}`` (what trails
+deliver), a bare JSON array of records, one record object, and JSON lines holding records or whole
+trail documents (common exports).  Digest and Insight files are recognised and skipped.  Every
+record ends up written, a duplicate (same ``eventID`` earlier in the same object), skipped (a
+CloudTrail record that is not a write or logon event) or rejected with a reason -- including a
+record no strict JSON parser reads (``NaN``, ``1e400``, a lone surrogate, deep nesting: see
+``jsonsplit``), one that is not a CloudTrail record at all, and one whose time is implausible
+(``plausible``).  Gzip is inflated as a stream with a cap (``inflate``).
 """
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +23,9 @@ from ..config import Config
 from ..counts import FileOutcome
 from ..schemas import LOGONS, S3_WRITES, conform
 from ..timeparse import parse_column
+from .inflate import DEFAULT_MAX_INFLATED, TooLarge, inflate
+from .jsonsplit import NESTED_TOO_DEEPLY, NOT_JSON, BadRecord, load_one, split_records
+from .plausible import reject_implausible
 
 S3_SOURCE = "s3.amazonaws.com"
 LOGON_SOURCES = ("sts.amazonaws.com", "signin.amazonaws.com")
@@ -40,13 +46,19 @@ class ParsedCloudTrail:
     outcome: FileOutcome
 
 
-def decode_body(data: bytes) -> bytes:
-    if data[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(data)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise UnreadableObject(f"corrupt or truncated gzip ({type(exc).__name__})") from exc
-    return data
+#: a record that is not a CloudTrail record (counted as rejected, never as a skipped event)
+NOT_A_RECORD = "not a CloudTrail record (no eventName, eventSource and eventTime strings)"
+
+
+def decode_body(data: bytes, max_bytes: int = DEFAULT_MAX_INFLATED) -> bytes:
+    """The body of an object (gzip inflated), at most ``max_bytes`` of it, or UnreadableObject."""
+    try:
+        return inflate(data, max_bytes)
+    except TooLarge as exc:
+        raise UnreadableObject(str(exc)) from exc
+    except (EOFError, OSError, zlib.error) as exc:
+        kind = "zlib" if isinstance(exc, zlib.error) else type(exc).__name__  # zlib's class is named "error"
+        raise UnreadableObject(f"corrupt or truncated gzip ({kind})") from exc
 
 
 def is_digest(path: str, body: Any = None) -> bool:
@@ -67,9 +79,14 @@ def load_records(body: bytes) -> list[Any]:
     try:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError:
+        # one unreadable record (NaN, 1e400, a lone surrogate, deep nesting, a bad byte) must not
+        # cost the others: split the document into its records and read each on its own
+        spans = split_records(text)
+        if spans is not None:
+            return _expand([load_one(s) for s in spans])
         return _load_ndjson(text)
     if isinstance(doc, list):
-        return doc
+        return _expand(doc)
     if isinstance(doc, dict):
         if "Records" in doc:
             recs = doc["Records"]
@@ -85,27 +102,54 @@ def load_records(body: bytes) -> list[Any]:
 
 
 def _load_ndjson(text: bytes) -> list[Any]:
+    """JSON lines: each line a record or a whole trail document (``{"Records": [...]}``)."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if len(lines) < 2:
         raise UnreadableObject("not valid JSON")
-    out: list[Any] = []
+    values: list[Any] = []
     bad = 0
     for ln in lines:
-        try:
-            out.append(orjson.loads(ln))
-        except orjson.JSONDecodeError:
-            out.append(_BadLine)
+        value = load_one(ln)
+        if isinstance(value, BadRecord):
+            spans = split_records(ln)  # a trail document with one unreadable record in it
+            if spans is not None:
+                values.append(_Document([load_one(s) for s in spans]))
+                continue
             bad += 1
+            if value.reason == NOT_JSON:
+                value = BadRecord("line is not valid JSON")
+        values.append(value)
     if bad == len(lines):
         raise UnreadableObject("not valid JSON or JSON lines")
+    return _expand(values)
+
+
+class _Document(list[Any]):
+    """The records of a trail document found where a record was expected (a JSON line)."""
+
+
+def _expand(values: list[Any]) -> list[Any]:
+    """Records, with every trail document (``{"Records": [...]}``) in ``values`` replaced by its
+    records (one level: a document inside a document's records is not a record, and is rejected)."""
+    if not any(isinstance(v, _Document) or (isinstance(v, dict) and "Records" in v) for v in values):
+        return values
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, _Document):
+            out.extend(v)
+        elif isinstance(v, dict) and "Records" in v and "eventName" not in v:
+            recs = v["Records"]
+            if isinstance(recs, list):
+                out.extend(recs)
+            else:
+                out.append(BadRecord("'Records' is not a list"))
+        else:
+            out.append(v)
     return out
 
 
-class _BadLineType:
-    pass
-
-
-_BadLine = _BadLineType()
+class _Unstorable(Exception):
+    """A record holds a value that cannot be stored (a blob nested too deeply to re-serialise)."""
 
 
 def _get(d: Any, *path: str) -> Any:
@@ -131,8 +175,8 @@ def _json(v: Any) -> str | None:
         return None
     try:
         return orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:
-        return None
+    except TypeError as exc:  # orjson re-serialises at most 255 levels: never store a blob half-written
+        raise _Unstorable(NESTED_TOO_DEEPLY) from exc
 
 
 def role_from_assumed_arn(arn: str | None) -> tuple[str | None, str | None]:
@@ -238,10 +282,14 @@ def _logon_fields(rec: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
-def parse_cloudtrail(data: bytes, source: str, config: Config) -> ParsedCloudTrail:
-    """Parse one CloudTrail object.  Raises UnreadableObject when nothing in it can be read."""
-    body = decode_body(data)
-    fast = _parse_fast(body, source, config)
+def parse_cloudtrail(data: bytes, source: str, config: Config, *, max_inflated: int = DEFAULT_MAX_INFLATED,
+                     now_ms: int | None = None) -> ParsedCloudTrail:
+    """Parse one CloudTrail object.  Raises UnreadableObject when nothing in it can be read.
+
+    ``max_inflated`` caps the body's size (gzip inflated; ``inflate.cap_for_memory``); ``now_ms``,
+    when known, bounds the plausible event times from above (``plausible.window``)."""
+    body = decode_body(data, max_inflated)
+    fast = _parse_fast(body, source, config, now_ms)
     if fast is not None:
         return fast
     outcome = FileOutcome(source=source, kind="cloudtrail")
@@ -254,18 +302,18 @@ def parse_cloudtrail(data: bytes, source: str, config: Config) -> ParsedCloudTra
         return ParsedCloudTrail(S3_WRITES.empty_table(), LOGONS.empty_table(), outcome)
     outcome.records_in = len(records)
     w_rows, l_rows = _extract(records, source, config, outcome)
-    writes = _to_table(w_rows, S3_WRITES, outcome)
-    logons = _to_table(l_rows, LOGONS, outcome)
+    writes = _to_table(w_rows, S3_WRITES, outcome, now_ms)
+    logons = _to_table(l_rows, LOGONS, outcome, now_ms)
     return ParsedCloudTrail(writes, logons, outcome)
 
 
-def _parse_fast(body: bytes, source: str, config: Config) -> ParsedCloudTrail | None:
+def _parse_fast(body: bytes, source: str, config: Config, now_ms: int | None = None) -> ParsedCloudTrail | None:
     """Typed decoding (cloudtrail_fast); None when the body needs the tolerant generic path."""
-    from .cloudtrail_fast import decode_typed, parse_typed
+    from .cloudtrail_fast import parse_typed, split_typed
 
     text = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     try:
-        typed = decode_typed(text)
+        typed = split_typed(text)
         if typed is None:
             return None
         outcome = FileOutcome(source=source, kind="cloudtrail")
@@ -274,10 +322,12 @@ def _parse_fast(body: bytes, source: str, config: Config) -> ParsedCloudTrail | 
             return None
         writes, _, logon_dicts = res
         _, l_rows = _extract(logon_dicts, source, config, outcome, count_in=False)
-        return ParsedCloudTrail(writes, _to_table(l_rows, LOGONS, outcome), outcome)
-    except ValueError:
-        # invalid UTF-8 (msgspec raises UnicodeDecodeError), a blob orjson cannot re-read, ...:
-        # the generic path accounts for such a body (or declares it unreadable)
+        writes = reject_implausible(writes, source, outcome, now_ms)
+        return ParsedCloudTrail(writes, _to_table(l_rows, LOGONS, outcome, now_ms), outcome)
+    except (ValueError, TypeError, RecursionError):
+        # invalid UTF-8 (msgspec raises UnicodeDecodeError), a blob orjson cannot re-read or
+        # re-serialise (TypeError past 255 levels), nesting past the decoder's recursion limit:
+        # the generic path accounts for such a body record by record (or declares it unreadable)
         return None
 
 
@@ -290,8 +340,8 @@ def _extract(records: list[Any], source: str, config: Config, outcome: FileOutco
     l_rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for rec in records:
-        if rec is _BadLine:
-            outcome.reject("line is not valid JSON")
+        if isinstance(rec, BadRecord):
+            outcome.reject(rec.reason)
             continue
         if not isinstance(rec, dict):
             outcome.reject("record is not a JSON object")
@@ -302,6 +352,9 @@ def _extract(records: list[Any], source: str, config: Config, outcome: FileOutco
             target = w_rows
         elif name in logon_events and src in LOGON_SOURCES:
             target = l_rows
+        elif not (isinstance(name, str) and isinstance(src, str) and isinstance(rec.get("eventTime"), str)):
+            outcome.reject(NOT_A_RECORD)
+            continue
         else:
             outcome.skip("not an S3 write or logon event")
             continue
@@ -331,22 +384,30 @@ def _extract(records: list[Any], source: str, config: Config, outcome: FileOutco
             "error_code": _s(rec.get("errorCode")),
             "source_object": source,
         }
-        if target is w_rows:
-            bucket, key = _bucket_key(rec)
-            base.update(_principal(rec))
-            base["bucket"] = bucket
-            base["key"] = key
-            base["vpc_endpoint_id"] = _s(rec.get("vpcEndpointId"))
-            rp = dict(rec["requestParameters"]) if isinstance(rec.get("requestParameters"), dict) else None
-            base["request_parameters"] = _json(rp)
-            base["additional_event_data"] = _json(rec.get("additionalEventData"))
-        else:
-            base.update(_logon_fields(rec, name))
+        try:
+            if target is w_rows:
+                bucket, key = _bucket_key(rec)
+                base.update(_principal(rec))
+                base["bucket"] = bucket
+                base["key"] = key
+                base["vpc_endpoint_id"] = _s(rec.get("vpcEndpointId"))
+                base["vpc_endpoint_account_id"] = _s(rec.get("vpcEndpointAccountId"))
+                base["invoked_by"] = _s(_obj(rec.get("userIdentity")).get("invokedBy"))
+                rp = dict(rec["requestParameters"]) if isinstance(rec.get("requestParameters"), dict) else None
+                base["request_parameters"] = _json(rp)
+                base["additional_event_data"] = _json(rec.get("additionalEventData"))
+            else:
+                base.update(_logon_fields(rec, name))
+        except _Unstorable as exc:
+            seen.discard(eid)  # a later, storable copy of the id is not a duplicate of nothing
+            outcome.reject(str(exc))
+            continue
         target.append(base)
     return w_rows, l_rows
 
 
-def _to_table(rows: list[dict[str, Any]], schema: pa.Schema, outcome: FileOutcome) -> pa.Table:
+def _to_table(rows: list[dict[str, Any]], schema: pa.Schema, outcome: FileOutcome,
+              now_ms: int | None = None) -> pa.Table:
     if not rows:
         return schema.empty_table()
     cols: dict[str, list[Any]] = {f.name: [r.get(f.name) for r in rows] for f in schema}
@@ -358,6 +419,6 @@ def _to_table(rows: list[dict[str, Any]], schema: pa.Schema, outcome: FileOutcom
     if bad:
         for _ in bad:
             outcome.reject("unparseable or zone-less eventTime")
-        keep = pa.array([i not in set(bad) for i in range(table.num_rows)])
-        table = table.filter(keep)
-    return table
+        bad_set = set(bad)
+        table = table.filter(pa.array([i not in bad_set for i in range(table.num_rows)]))
+    return reject_implausible(table, outcome.source, outcome, now_ms)

@@ -49,6 +49,7 @@ class _Identity(msgspec.Struct, gc=False):
     accessKeyId: str | None = None
     userName: str | None = None
     sourceIdentity: str | None = None
+    invokedBy: str | None = None
     sessionContext: _SessionContext | None = None
 
 
@@ -68,6 +69,7 @@ class _Record(msgspec.Struct, gc=False):
     errorCode: str | None = None
     recipientAccountId: str | None = None
     vpcEndpointId: str | None = None
+    vpcEndpointAccountId: str | None = None
     userIdentity: _Identity | None = None
     resources: list[_Resource] | None = None
     requestParameters: msgspec.Raw = _RAW_NONE
@@ -84,8 +86,15 @@ class _BucketKey(msgspec.Struct, gc=False):
     key: str | None = None
 
 
+class _TrailSpans(msgspec.Struct, gc=False):
+    Records: list[msgspec.Raw]
+
+
 _trail = msgspec.json.Decoder(_Trail)
 _array = msgspec.json.Decoder(list[_Record])
+_trail_spans = msgspec.json.Decoder(_TrailSpans)
+_array_spans = msgspec.json.Decoder(list[msgspec.Raw])
+_record = msgspec.json.Decoder(_Record)
 _bucket_key = msgspec.json.Decoder(_BucketKey)
 
 
@@ -124,14 +133,33 @@ def decode_typed(text: bytes) -> list[_Record] | None:
         if text[:1] == b"[":
             return _array.decode(text)
         return _trail.decode(text).Records
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        # RecursionError: nesting past the decoder's limit; the generic path rejects that one record
         return None
 
 
-def parse_typed(records: list[_Record], source: str, config: Config,
+def split_typed(text: bytes) -> list[msgspec.Raw] | None:
+    """The records of a ``{"Records": [...]}`` body or a bare array as raw JSON spans (no copy: each
+    span points into ``text``), for :func:`parse_typed`; None if the body does not fit."""
+    try:
+        if text[:1] == b"[":
+            return _array_spans.decode(text)
+        return _trail_spans.decode(text).Records
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+
+
+def parse_typed(records: list[msgspec.Raw], source: str, config: Config,
                 outcome: FileOutcome) -> tuple[pa.Table, pa.Table, list[dict[str, Any]]] | None:
-    """Build the writes table from typed records; logon records go back as dicts for the generic
-    extractor (they are few).  Returns None if anything needs the generic path."""
+    """Build the writes table from the records' raw spans (:func:`split_typed`); logon records go
+    back as dicts for the generic extractor (they are few).  Returns None if anything needs the
+    generic path.
+
+    Memory: each record is decoded into its typed struct only when its turn comes, and the struct
+    is dropped once its row is built; every ``_CHUNK`` rows become Arrow columns (the row tuples and
+    the strings only they hold are freed).  So a file's typed records are never all alive at once,
+    nor beside its columns (docs/reliability.md, "Memory"); decoding the whole file into structs
+    first cost 1.3 MB per MB of JSON more at the peak, for no gain in speed."""
     from .cloudtrail import LOGON_SOURCES, S3_SOURCE
 
     write_events = frozenset(config.write_events)
@@ -140,14 +168,24 @@ def parse_typed(records: list[_Record], source: str, config: Config,
     seen: set[str] = set()
     rows: list[tuple[Any, ...]] = []
     add = rows.append
+    chunks: list[list[pa.Array]] = []  # the columns of every _CHUNK rows already built
     logon_dicts: list[dict[str, Any]] = []
     loads, dumps, sort_keys = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
-    for r in records:
+    decode = _record.decode
+    for raw in records:
+        try:
+            r = decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            return None  # a record the typed decoder refuses: the generic path accounts for it
         name, src = r.eventName, r.eventSource
         is_write = src == S3_SOURCE and name in write_events
         if not is_write:
             if name in logon_events and src in LOGON_SOURCES:
                 logon_dicts.append(_as_dict(r))
+            elif name is None or src is None or r.eventTime is None:
+                # not a CloudTrail record (or a whole trail document in a bare array): the generic
+                # path expands documents and rejects the rest with the reason, never skips them
+                return None
             else:
                 outcome.skip("not an S3 write or logon event")
             continue
@@ -190,13 +228,22 @@ def parse_typed(records: list[_Record], source: str, config: Config,
         add((eid, r.eventTime, name, src, r.awsRegion, r.recipientAccountId, bucket, key, r.sourceIPAddress,
              r.vpcEndpointId, ident.type, ident.arn, ident.principalId, ident.accountId, role_arn, session,
              source_identity, ident.accessKeyId, r.userAgent, r.errorCode, rp_json,
-             None if aed in (b"null", b"") else dumps(loads(aed), option=sort_keys).decode()))
-    n = len(rows)
-    if n == 0:
+             None if aed in (b"null", b"") else dumps(loads(aed), option=sort_keys).decode(),
+             r.vpcEndpointAccountId, ident.invokedBy))
+        if len(rows) >= _CHUNK:
+            chunks.append([pa.array(col, pa.string()) for col in zip(*rows, strict=True)])
+            rows.clear()
+    if rows:
+        chunks.append([pa.array(col, pa.string()) for col in zip(*rows, strict=True)])
+        rows.clear()
+    if not chunks:
         return S3_WRITES.empty_table(), LOGONS.empty_table(), logon_dicts
-    cols = dict(zip(_ROW_FIELDS, zip(*rows, strict=True), strict=True))
-    times, bad = parse_column(pa.array(cols.pop("event_time"), pa.string()))
-    arrays = {k: pa.array(v, pa.string()) for k, v in cols.items()}
+    cols = {k: pa.chunked_array([c[i] for c in chunks], pa.string()) if len(chunks) > 1 else chunks[0][i]
+            for i, k in enumerate(_ROW_FIELDS)}
+    del chunks
+    n = len(cols["event_id"])
+    times, bad = parse_column(cols.pop("event_time"))
+    arrays: dict[str, Any] = dict(cols)
     arrays["source_object"] = pa.array([source] * n, pa.string())
     arrays["event_time"] = times
     table = conform(pa.table(arrays), S3_WRITES)
@@ -208,11 +255,14 @@ def parse_typed(records: list[_Record], source: str, config: Config,
     return table, LOGONS.empty_table(), logon_dicts
 
 
+#: rows turned into Arrow columns at a time (large enough that the per-chunk cost is nothing)
+_CHUNK = 4096
 #: the order of the per-record tuples built by parse_typed
 _ROW_FIELDS = ("event_id", "event_time", "event_name", "event_source", "aws_region", "recipient_account_id",
                "bucket", "key", "source_ip", "vpc_endpoint_id", "principal_type", "principal_arn", "principal_id",
                "principal_account_id", "role_arn", "role_session_name", "source_identity", "access_key_id",
-               "user_agent", "error_code", "request_parameters", "additional_event_data")
+               "user_agent", "error_code", "request_parameters", "additional_event_data", "vpc_endpoint_account_id",
+               "invoked_by")
 
 
 _BLOBS = ("requestParameters", "responseElements", "additionalEventData")

@@ -12,6 +12,8 @@ import csv
 import io
 import ipaddress
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -23,6 +25,8 @@ from ..counts import FileOutcome
 from ..schemas import APPLICATIONS, SESSIONS, TS, conform
 from ..timeparse import TimeError, parse_ms
 from .cloudtrail import UnreadableObject, decode_body
+from .inflate import DEFAULT_MAX_INFLATED
+from .plausible import plausible_ms
 
 SESSION_REQUIRED = ("user_session_id", "session_start_time", "session_end_time", "user_id",
                     "eni_private_ip_address")
@@ -37,6 +41,9 @@ _KNOWN_SESSION_COLS = {
 }
 _DATE_IN_NAME = re.compile(r"daily-(?:session|app)-report-(\d{4}-\d{2}-\d{2})\.csv")
 _DATE_IN_PATH = re.compile(r"year=(\d{4})/month=(\d{1,2})/day=(\d{1,2})")
+#: the largest field a row may hold (the stdlib csv reader's own default limit): a row with a larger
+#: field is rejected alone, the rest of the report is kept
+MAX_FIELD_CHARS = 131_072
 
 
 @dataclass
@@ -78,8 +85,23 @@ def _real_date(y: str, mo: str, d: str) -> str | None:
         return None
 
 
-def _read_rows(data: bytes) -> tuple[list[str], list[list[str]]]:
-    body = decode_body(data)
+@contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    """csv's field-size limit is process-wide: raise it for one read, then put it back.
+
+    The reader must not stop at a huge field (its error would end the whole report, and resuming
+    after it would start mid-field, where a forged row could hide): it reads every field whole, up
+    to the size of the body (itself capped), and the rows with an oversized field are rejected after."""
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, limit))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _read_rows(data: bytes, max_bytes: int = DEFAULT_MAX_INFLATED) -> tuple[list[str], list[list[str]]]:
+    body = decode_body(data, max_bytes)
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -90,7 +112,8 @@ def _read_rows(data: bytes) -> tuple[list[str], list[list[str]]]:
         raise UnreadableObject("binary content (NUL bytes): not a CSV report")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        rows = [r for r in reader]
+        with _field_limit(len(text) + 1):
+            rows = [r for r in reader]
     except csv.Error as exc:
         raise UnreadableObject(f"malformed CSV: {exc}") from exc
     rows = [r for r in rows if any(c.strip() for c in r)]
@@ -121,8 +144,16 @@ def _int(v: str | None) -> int | None:
     return n if -(2**63) <= n < 2**63 else None  # the column is int64
 
 
-def parse_usage_report(data: bytes, source: str, kind: str | None = None) -> ParsedReport:
-    header, rows = _read_rows(data)
+def parse_usage_report(data: bytes, source: str, kind: str | None = None, *,
+                       max_inflated: int = DEFAULT_MAX_INFLATED, max_field_chars: int = MAX_FIELD_CHARS,
+                       now_ms: int | None = None) -> ParsedReport:
+    """Parse one usage report.  Raises UnreadableObject when the report as a whole cannot be read.
+
+    ``max_inflated`` caps the body (``inflate``); a row with a field over ``max_field_chars`` is
+    rejected alone; session times outside ``plausible`` bounds (``now_ms`` narrows them) too."""
+    header, rows = _read_rows(data, max_inflated)
+    if any(len(h) > MAX_FIELD_CHARS for h in header):  # a column name, not a value: not a report
+        raise UnreadableObject(f"header has a field over {MAX_FIELD_CHARS:,} characters: not a report")
     if kind is None:
         kind = report_kind(source)
     if kind is None:
@@ -144,9 +175,12 @@ def parse_usage_report(data: bytes, source: str, kind: str | None = None) -> Par
         if len(r) != width:
             outcome.reject(f"row has {len(r)} fields, header has {width}")
             continue
+        if any(len(v) > max_field_chars for v in r):
+            outcome.reject(f"row has a field over {max_field_chars:,} characters")
+            continue
         records.append(dict(zip(header, r, strict=True)))
     if kind == "sessions_report":
-        table = _sessions(records, report_date, source, outcome)
+        table = _sessions(records, report_date, source, outcome, now_ms)
     else:
         table = _applications(records, report_date, source, outcome)
     return ParsedReport(kind, report_date, table, outcome)
@@ -158,7 +192,7 @@ def _extra(rec: dict[str, str], known: set[str]) -> str | None:
 
 
 def _sessions(records: list[dict[str, str]], report_date: str | None, source: str,
-              outcome: FileOutcome) -> pa.Table:
+              outcome: FileOutcome, now_ms: int | None = None) -> pa.Table:
     out: list[dict[str, Any]] = []
     seen: dict[str, tuple[Any, ...]] = {}
     for rec in records:
@@ -174,6 +208,10 @@ def _sessions(records: list[dict[str, str]], report_date: str | None, source: st
             continue
         if end < start:
             outcome.reject("session ends before it starts")
+            continue
+        if not (plausible_ms(start, now_ms) and plausible_ms(end, now_ms)):
+            # year 0001 or 9999 would break date arithmetic (the report's day, re-attribution windows)
+            outcome.reject("bad session time: outside the plausible range")
             continue
         ip = rec.get("eni_private_ip_address", "").strip() or None
         if ip is not None:

@@ -32,6 +32,7 @@ from ..completeness import scope_name as scope_file
 from ..config import Config
 from ..counts import FileOutcome, IngestSummary
 from ..ingest.cloudtrail import UnreadableObject, parse_cloudtrail
+from ..ingest.inflate import DEFAULT_MAX_INFLATED
 from ..ingest.usage import parse_usage_report
 from ..lake import SORT_KEYS, Lake, input_id
 from ..schemas import conform
@@ -87,6 +88,8 @@ class Pipeline:
         self.alerts = AlertMerge(lake, self.columns, self.compactor)
         self.inputs = AttributionInputs(lake, config, clock)
         self.scopes = Scopes(config)
+        #: most an object may inflate to (bytes): the configuration's, else the parsers' default
+        self.max_inflated = int(config.max_inflated_mb * (1 << 20)) if config.max_inflated_mb else DEFAULT_MAX_INFLATED
         self.completeness = Completeness(lake)
 
     # -- entry points --------------------------------------------------------------------------
@@ -130,7 +133,8 @@ class Pipeline:
     def _ingest_cloudtrail(self, source: str, data: bytes, iid: str,
                            summary: IngestSummary | None) -> FileOutcome:
         t0 = time.perf_counter()
-        parsed = parse_cloudtrail(data, source, self.config)
+        # plausible event times are judged against the delivery time in the key (data time), not the clock
+        parsed = parse_cloudtrail(data, source, self.config, max_inflated=self.max_inflated)
         t0 = self.times.add("parse", t0)
         out = parsed.outcome
         name = f"part-{iid}"
@@ -166,7 +170,7 @@ class Pipeline:
     # -- usage reports: load -> re-attribute the days they explain -> logon cross-check ------------
     def _ingest_report(self, source: str, data: bytes, iid: str, kind: str | None,
                        summary: IngestSummary | None) -> FileOutcome:
-        rep = parse_usage_report(data, source, kind)
+        rep = parse_usage_report(data, source, kind, max_inflated=self.max_inflated)
         out = rep.outcome
         if rep.report_date is None:
             if rep.table.num_rows == 0:
