@@ -33,14 +33,20 @@ CLAIM_SOURCES = ("role_session_name", "source_identity", "principal_tag", "key_r
 
 SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 
-DEFAULT_SEVERITY = {
-    "session_id_mismatch": "HIGH",
-    "unknown_session_id": "HIGH",
-    "credentials_outside_fleet": "CRITICAL",
-    "unattributed_activity": "MEDIUM",
-    "session_without_logon": "MEDIUM",
-    "logon_user_mismatch": "HIGH",
-}
+
+
+def default_severity() -> dict[str, str]:
+    """Each rule's default severity, as its declaration in ``auditcorr.rules`` gives it (imported
+    here, late: the rules import this module)."""
+    from .rules import default_severity as from_rules
+
+    return from_rules()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_SEVERITY":  # the former constant
+        return default_severity()
+    raise AttributeError(name)
 
 
 class ConfigError(ValueError):
@@ -94,7 +100,7 @@ class Config:
     write_events: tuple[str, ...] = DEFAULT_WRITE_EVENTS
     logon_events: tuple[str, ...] = DEFAULT_LOGON_EVENTS
     claim: ClaimSpec = field(default_factory=ClaimSpec)
-    severity: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITY))
+    severity: dict[str, str] = field(default_factory=default_severity)
     disabled_rules: tuple[str, ...] = ()
     #: small files (under 1 MiB) per partition above which ingest merges them into a compacted file
     #: (larger files are merged in tiers by size: ``pipeline.plan_compaction``)
@@ -168,7 +174,7 @@ def from_mapping(data: dict[str, Any]) -> Config:
     live = data.get("live", {})
     lcheck = data.get("logon_check", {})
     lake = data.get("lake", {})
-    severity = dict(DEFAULT_SEVERITY)
+    severity = default_severity()
     for rule, sev in alerts.get("severity", {}).items():
         severity[rule] = str(sev).upper()
     disabled = list(_tuple_of_str(alerts, "disabled", "alerts", ()))

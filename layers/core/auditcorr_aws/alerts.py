@@ -39,6 +39,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from auditcorr.lake import Lake
+from auditcorr.rules import RULES
 from auditcorr.schemas import ALERTS, conform
 
 from . import s3 as s3mod
@@ -52,14 +53,7 @@ FINDINGS_PER_CALL = 100  # BatchImportFindings limit
 FALLBACK_LOOKBACK = timedelta(minutes=20)
 FALLBACK_LOOKAHEAD = timedelta(minutes=5)
 
-FINDING_TYPES: dict[str, list[str]] = {
-    "session_id_mismatch": ["TTPs/Defense Evasion", "Unusual Behaviors/User"],
-    "unknown_session_id": ["TTPs/Defense Evasion", "Unusual Behaviors/User"],
-    "credentials_outside_fleet": ["TTPs/Credential Access", "Unusual Behaviors/Network Flow"],
-    "unattributed_activity": ["Unusual Behaviors/User"],
-    "session_without_logon": ["Unusual Behaviors/User"],
-    "logon_user_mismatch": ["TTPs/Defense Evasion", "Unusual Behaviors/User"],
-}
+FINDING_TYPES: dict[str, list[str]] = {r.id: list(r.asff_types) for r in RULES.values()}
 
 _ALERT_FILE = re.compile(r"/alerts/dt=(\d{4}-\d{2}-\d{2})/([^/]+)\.parquet$")
 
