@@ -104,6 +104,7 @@ def summary_text(summary: IngestSummary) -> str:
             lines.append(f"    {n:>8}  {reason}")
     lines.append(f"  alerts opened: {summary.alerts_opened}, closed: {summary.alerts_closed}; "
                  f"partitions re-attributed: {len(set(summary.recomputed_days))}")
+    lines.append(f"  findings opened: {summary.findings_opened}, closed: {summary.findings_closed}")
     if not summary.reconciles:
         lines.append("  WARNING: counts do not reconcile (please report a bug)")
     return "\n".join(lines)
@@ -210,14 +211,33 @@ def query(lake: str, fmt: str, sql: str, athena: bool = False) -> None:
 @fmt_opt
 @click.option("--status", type=click.Choice(["open", "closed", "all"]), default="open", show_default=True)
 @click.option("--rule", default=None, help="only this rule")
-def alerts(lake: str, fmt: str, status: str, rule: str | None) -> None:
-    """List alerts (latest state of each)."""
+@click.option("--suppressed", is_flag=True, help="also show signals a [[suppress]] entry matched")
+def alerts(lake: str, fmt: str, status: str, rule: str | None, suppressed: bool) -> None:
+    """List alerts, the signals (latest state of each); `findings` groups them."""
     from .query import analyst
 
-    t = analyst.alerts(_runner(lake), None if status == "all" else status, rule)
+    t = analyst.alerts(_runner(lake), None if status == "all" else status, rule, suppressed)
     if fmt == "table":
         t = t.select(["event_time", "severity", "rule", "status", "user_id", "source_ip", "claimed_session_id",
-                      "session_id", "bucket", "key", "alert_id"])
+                      "session_id", "bucket", "key", "alert_id"] + (["suppressed_by"] if suppressed else []))
+    click.echo(render(t, fmt, max_width=44))
+
+
+@main.command()
+@lake_opt
+@fmt_opt
+@click.option("--status", type=click.Choice(["open", "closed", "suppressed", "all"]), default="open",
+              show_default=True)
+@click.option("--rule", default=None, help="only this rule")
+@click.option("--suppressed", is_flag=True, help="with --status all: include suppressed findings")
+def findings(lake: str, fmt: str, status: str, rule: str | None, suppressed: bool) -> None:
+    """List findings (signals grouped by rule, key and dedup window), latest state of each."""
+    from .query import analyst
+
+    t = analyst.findings(_runner(lake), None if status == "all" else status, rule, suppressed)
+    if fmt == "table":
+        t = t.select(["first_event_time", "last_event_time", "severity", "rule", "status", "event_count",
+                      "suppressed_count", "group_key", "finding_id"])
     click.echo(render(t, fmt, max_width=44))
 
 

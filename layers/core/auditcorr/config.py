@@ -83,6 +83,82 @@ class ClaimSpec:
         return f"{self.source}:{self.argument}" if self.argument else self.source
 
 
+#: the matchers a ``[[suppress]]`` entry may name (each optional; all given must match)
+SUPPRESS_MATCHERS = ("account", "principal", "bucket", "key_prefix", "source", "user")
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """One ``[[suppress]]`` entry: signals of ``rule`` (``"*"``: any) that match every matcher given
+    are kept with ``suppressed_by = id`` and never published.  ``principal`` may use ``*`` wildcards;
+    ``source`` is an address or a CIDR.  ``expires`` (epoch ms, UTC) is judged against the signal's
+    EVENT time: a signal for an event at or after it is not suppressed, so an entry stops applying
+    without a redeploy, and a replay or a re-ordered ingest decides the same."""
+
+    rule: str
+    reason: str
+    account: str | None = None
+    principal: str | None = None
+    bucket: str | None = None
+    key_prefix: str | None = None
+    source: str | None = None
+    user: str | None = None
+    expires_ms: int | None = None
+    name: str | None = None
+
+    @property
+    def id(self) -> str:
+        """``name``, or a short hash of what the entry matches (stable while the entry is unchanged)."""
+        if self.name:
+            return self.name
+        import hashlib
+
+        text = "|".join(f"{k}={getattr(self, k)}" for k in ("rule", *SUPPRESS_MATCHERS, "expires_ms"))
+        return "suppress-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    @classmethod
+    def parse(cls, item: Any, where: str) -> Suppression:
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where} must be a table")
+        unknown = set(item) - {"rule", "reason", "expires", "name", *SUPPRESS_MATCHERS}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+        for key in ("rule", "reason"):
+            if not isinstance(item.get(key), str) or not item[key].strip():
+                raise ConfigError(f"{where}.{key} is required (a non-empty string)")
+        kw: dict[str, Any] = {}
+        for key in (*SUPPRESS_MATCHERS, "name"):
+            if key in item:
+                if not isinstance(item[key], str) or not item[key]:
+                    raise ConfigError(f"{where}.{key} must be a non-empty string")
+                kw[key] = item[key]
+        if "source" in kw:
+            try:
+                ipaddress.ip_network(kw["source"], strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.source: {kw['source']!r} is not an address or CIDR") from exc
+        if "expires" in item:
+            kw["expires_ms"] = _epoch_ms(item["expires"], f"{where}.expires")
+        return cls(rule=item["rule"], reason=item["reason"], **kw)
+
+
+def _epoch_ms(value: Any, where: str) -> int:
+    from datetime import UTC, date, datetime
+
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {value!r} is not an ISO 8601 time") from exc
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp() * 1000)
+    if isinstance(value, date):
+        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000)
+    raise ConfigError(f"{where} must be a time (TOML datetime, date or ISO 8601 string)")
+
+
 @dataclass(frozen=True)
 class Config:
     tolerance_seconds: int = 60
@@ -114,6 +190,12 @@ class Config:
     # logon cross-check
     logon_window_hours: float = 12.0
     logon_mismatch_window_seconds: int = 300
+    # findings: signals with the same rule and grouping key in one dedup window are one finding
+    dedup_minutes: int = 60
+    dedup_minutes_by_rule: dict[str, int] = field(default_factory=dict)
+    #: SNS/Security Hub: a growing finding is announced again at most once per this many minutes
+    update_minutes: int = 15
+    suppressions: tuple[Suppression, ...] = ()
 
     def __post_init__(self) -> None:
         if self.tolerance_seconds < 0:
@@ -127,6 +209,16 @@ class Config:
         for rule, sev in self.severity.items():
             if sev not in SEVERITIES:
                 raise ConfigError(f"severity.{rule}: {sev!r} is not one of {SEVERITIES}")
+
+        for rule, minutes in {"*": self.dedup_minutes, **self.dedup_minutes_by_rule}.items():
+            if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 1:
+                raise ConfigError(f"alerts.dedup_minutes ({rule}) must be a whole number of minutes >= 1")
+        if self.update_minutes < 0:
+            raise ConfigError("alerts.update_minutes must be >= 0")
+
+    def dedup_ms(self, rule: str) -> int:
+        """The rule's dedup window in milliseconds."""
+        return int(self.dedup_minutes_by_rule.get(rule, self.dedup_minutes)) * 60_000
 
     def with_(self, **kw: Any) -> Config:
         return replace(self, **kw)
@@ -163,7 +255,7 @@ _D = Config()
 
 
 def from_mapping(data: dict[str, Any]) -> Config:
-    known = {"attribution", "claims", "ingest", "alerts", "live", "logon_check", "lake"}
+    known = {"attribution", "claims", "ingest", "alerts", "live", "logon_check", "lake", "suppress"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown section(s): {sorted(unknown)}")
@@ -185,7 +277,19 @@ def from_mapping(data: dict[str, Any]) -> Config:
         if not isinstance(item, dict) or "stack" not in item or "fleet" not in item:
             raise ConfigError("live.stacks entries need 'stack' and 'fleet'")
         stacks.append((str(item["stack"]), str(item["fleet"])))
+    per_rule = alerts.get("dedup_minutes_per_rule", {})
+    if not isinstance(per_rule, dict):
+        raise ConfigError("alerts.dedup_minutes_per_rule must be a table (rule = minutes)")
+    entries = data.get("suppress", [])
+    if not isinstance(entries, list):
+        raise ConfigError("suppress must be an array of tables ([[suppress]])")
+    suppressions = tuple(Suppression.parse(e, f"suppress[{i}]") for i, e in enumerate(entries))
     return Config(
+        dedup_minutes=int(_number(alerts, "dedup_minutes", "alerts", _D.dedup_minutes)),
+        dedup_minutes_by_rule={str(k): int(_number(per_rule, k, "alerts.dedup_minutes_per_rule", 0))
+                               for k in per_rule},
+        update_minutes=int(_number(alerts, "update_minutes", "alerts", _D.update_minutes)),
+        suppressions=suppressions,
         tolerance_seconds=int(_number(att, "tolerance_seconds", "attribution", _D.tolerance_seconds)),
         roles=_tuple_of_str(att, "roles", "attribution", _D.roles),
         fleet_cidrs=_tuple_of_str(att, "fleet_cidrs", "attribution", _D.fleet_cidrs),

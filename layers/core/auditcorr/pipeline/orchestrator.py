@@ -56,7 +56,7 @@ class Pipeline:
         self.columns = FileColumns(lake)
         self.manifests = Manifests(lake)
         self.compactor = Compactor(lake, config, self.times)
-        self.alerts = AlertMerge(lake, self.columns, self.compactor)
+        self.alerts = AlertMerge(lake, self.columns, self.compactor, config)
         self.inputs = AttributionInputs(lake, config, clock)
 
     # -- entry points --------------------------------------------------------------------------

@@ -41,9 +41,11 @@ def reconcile(previous: pa.Table, raised: pa.Table,
     found = pc.is_valid(pos)
     old = prev.take(pos)  # null rows where not found
     old_not_open = pc.fill_null(pc.not_equal(old.column("status"), OPEN), True)
-    keep_raised = pc.or_(pc.invert(found),
-                         pc.and_(found, pc.or_(old_not_open,
-                                               _differs(old.column("description"), new.column("description")))))
+    # a signal reads differently: its text, or (a configuration change) its finding or suppression
+    differs = _differs(old.column("description"), new.column("description"))
+    for col in ("finding_id", "suppressed_by", "severity"):
+        differs = pc.or_(differs, _differs(old.column(col), new.column(col)))
+    keep_raised = pc.or_(pc.invert(found), pc.and_(found, pc.or_(old_not_open, differs)))
     set_cols = {
         "detected_at": pc.if_else(found, old.column("detected_at"), now),
         "updated_at": pc.if_else(found, _after_col(now, old.column("updated_at")), now),
