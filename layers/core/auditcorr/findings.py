@@ -36,8 +36,8 @@ SAMPLE_SIZE = 10
 #: the finding columns that can hold a grouping key's value (a rule's ``group_by`` is among them)
 KEY_COLUMNS = ("claimed_session_id", "principal_arn", "source_ip", "user_id")
 #: what the aggregation yields (FINDINGS without the columns the merge with earlier versions sets)
-_STATE_COLUMNS = [f.name for f in FINDINGS if f.name not in ("previous_status", "status_since", "created_at",
-                                                              "updated_at")]
+_STATE_COLUMNS = [f.name for f in FINDINGS if f.name not in ("previous_status", "previous_updated_at", "status_since",
+                                                              "created_at", "updated_at")]
 _ACCOUNT = r"^arn:[^:]*:[^:]*:[^:]*:(?P<account>\d{12}):"
 
 
@@ -278,6 +278,7 @@ def merge(previous: pa.Table, state: pa.Table, now_ms: int) -> pa.Table:
     same_status = pc.fill_null(pc.equal(old_status, new.column("status")), False)
     cols = {
         "previous_status": old_status,
+        "previous_updated_at": old_upd,
         "status_since": pc.if_else(same_status, old.column("status_since"), upd),
         "created_at": pc.if_else(pa.array(found), old.column("created_at"), upd),
         "updated_at": upd,
@@ -297,3 +298,20 @@ def latest(findings: pa.Table) -> pa.Table:
     fid = t.column("finding_id").to_numpy(zero_copy_only=False)
     keep = np.r_[True, fid[1:] != fid[:-1]]
     return t.filter(pa.array(keep))
+
+
+def announcement(status: str | None, previous_status: str | None, updated_ms: int | None,
+                 previous_updated_ms: int | None, update_ms: int) -> str | None:
+    """What a finding version tells its subscribers: ``open`` (it opened), ``update`` (it grew, at
+    most once per ``update_ms`` window of the pipeline clock), ``close`` (closed or suppressed after
+    being open), or None (nothing to say).  A pure function of the row: a retried or re-delivered
+    file gives the same answer."""
+    if status == OPEN:
+        if previous_status != OPEN:
+            return "open"
+        if update_ms <= 0 or updated_ms is None or previous_updated_ms is None:
+            return "update"
+        return "update" if updated_ms // update_ms != previous_updated_ms // update_ms else None
+    if previous_status == OPEN:
+        return "close"
+    return None

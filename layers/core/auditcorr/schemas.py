@@ -334,6 +334,7 @@ FINDINGS_TABLE = TableSpec(
         Column("title", STR, "the rule's one-line title"),
         Column("description", STR, "what the finding is, in words, with its earliest signal as an example"),
         Column("previous_status", STR, "the status of the version before this one (null for the first)"),
+        Column("previous_updated_at", TS, "when the version before this one was written (null for the first)"),
         Column("status_since", TS, "when the finding entered its current status"),
         Column("created_at", TS, "when the finding was first written"),
         Column("updated_at", TS, "when this row (version) was written"),
