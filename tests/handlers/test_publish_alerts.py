@@ -10,7 +10,6 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
-from auditcorr import findings as fmod
 from auditcorr.config import Config
 from auditcorr.lake import Lake
 from auditcorr.pipeline import Pipeline
@@ -26,18 +25,6 @@ PAYLOAD = "publish_alerts/eventbridge-alert-file-via-sqs.json"
 @pytest.fixture
 def alerts(tmp_path) -> pa.Table:
     return sc.alert_changes(tmp_path / "local")
-
-
-def announced(rows: pa.Table, update_ms: int = 15 * 60_000) -> set[tuple[str, str]]:
-    """(finding, announcement) of every row that has something to say."""
-    out = set()
-    for r in rows.to_pylist():
-        ms = {k: int(r[k].timestamp() * 1000) if r[k] else None for k in ("updated_at", "previous_updated_at")}
-        kind = fmod.announcement(r["status"], r["previous_status"], ms["updated_at"], ms["previous_updated_at"],
-                                 update_ms)
-        if kind:
-            out.add((r["finding_id"], kind))
-    return out
 
 
 def sent(deployment) -> list[dict]:
@@ -76,7 +63,7 @@ def test_sns_and_security_hub_get_each_announcement_once_across_retries(deployme
     assert cold(event, aws.FakeContext()) == {"batchItemFailures": []}  # in a new container too
 
     messages = sent(deployment)
-    want = announced(alerts)
+    want = sc.announced(alerts)
     assert {k for _, k in want} == {"open", "close"}  # the world opens findings and closes some
     assert sorted((m["finding_id"], m["announcement"]) for m in messages) == sorted(want)
     hub = deployment.findings()

@@ -128,6 +128,24 @@ def alert_changes(workdir: Any, now_ms: int | None = None, table: str = "finding
     return lake.read(table, latest=False).drop_columns(["dt"])
 
 
+def announced(rows: Any, update_ms: int = 15 * 60_000) -> set[tuple[str, str]]:
+    """(finding, announcement) of every finding row that has something to say (what SNS receives)."""
+    from auditcorr.findings import announcement
+
+    out = set()
+    for r in rows.to_pylist():
+        ms = {k: int(r[k].timestamp() * 1000) if r[k] else None for k in ("updated_at", "previous_updated_at")}
+        kind = announcement(r["status"], r["previous_status"], ms["updated_at"], ms["previous_updated_at"], update_ms)
+        if kind:
+            out.add((r["finding_id"], kind))
+    return out
+
+
+def mirrored(rows: Any) -> set[str]:
+    """The findings Security Hub holds after these finding rows: every one that is or was open."""
+    return {r["finding_id"] for r in rows.to_pylist() if "open" in (r["status"], r["previous_status"])}
+
+
 def stage_alert_file(lake: Any, rows: Any, name: str = ALERT_NAME) -> str:
     """Write finding rows where ``events/publish_alerts/*`` says a new findings file landed."""
     return lake.write_file("findings", "2026-03-02", name, rows)
