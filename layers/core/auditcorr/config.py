@@ -251,10 +251,10 @@ def _number(section: dict[str, Any], key: str, where: str, default: float) -> fl
 
 
 #: the defaults, declared once (the dataclass above); a file that omits a key gets the same value
-_D = Config()
 
 
 def from_mapping(data: dict[str, Any]) -> Config:
+    _D = Config()  # noqa: N806 - the defaults (built here, not at import: the rules' severities are imported late)
     known = {"attribution", "claims", "ingest", "alerts", "live", "logon_check", "lake", "suppress"}
     unknown = set(data) - known
     if unknown:

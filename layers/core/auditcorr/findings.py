@@ -251,12 +251,27 @@ _COMPARED = ("status", "status_reason", "severity", "event_count", "suppressed_c
              "last_event_time", "sample_event_ids", "description")
 
 
+#: why a finding with no signal left closes (its signals now belong to other findings)
+EMPTIED = "no signal left: its signals now belong to other findings (dedup window or grouping changed)"
+
+
 def merge(previous: pa.Table, state: pa.Table, now_ms: int) -> pa.Table:
     """The finding rows to append: ``state`` rows (from :func:`aggregate`) that differ from the
     ``previous`` latest version of their finding (FINDINGS rows), with the version columns set.  A
-    finding never written whose state is closed is not written (nothing to retract)."""
+    finding never written whose state is closed is not written (nothing to retract).  A previous
+    finding that is not closed and has no state (none of its signals names it any more: the
+    configuration regrouped them) closes."""
     prev = conform(previous, FINDINGS)
     new = conform(state, FINDINGS)
+    orphan = pc.and_(pc.invert(pc.is_in(prev.column("finding_id"), value_set=new.column("finding_id"))),
+                     pc.fill_null(pc.not_equal(prev.column("status"), CLOSED), True))
+    orphans = prev.filter(orphan)
+    if orphans.num_rows:
+        orphans = orphans.set_column(orphans.schema.get_field_index("status"), FINDINGS.field("status"),
+                                     pa.array([CLOSED] * orphans.num_rows, pa.string()))
+        orphans = orphans.set_column(orphans.schema.get_field_index("status_reason"), FINDINGS.field("status_reason"),
+                                     pa.array([EMPTIED] * orphans.num_rows, pa.string()))
+        new = pa.concat_tables([new, orphans])
     if new.num_rows == 0:
         return FINDINGS.empty_table()
     pos = pc.index_in(new.column("finding_id"), value_set=prev.column("finding_id"))

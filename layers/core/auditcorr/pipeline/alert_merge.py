@@ -73,7 +73,12 @@ class AlertMerge:
         have = set(self.lake.partitions("alerts"))
         signals = self.read_where_in("alerts", [d for d in signal_days if d in have], "finding_id", ids)
         state = findings.aggregate(signals.drop_columns(["dt"]), self.config)
-        finding_days = sorted({day_string(int(a) // DAY_MS) for a in set(starts.tolist())})
+        # a finding's partition is its window's start day: under this configuration, or (a signal
+        # regrouped by a configuration change) under an earlier one -- the event's day or the one before
+        ev_days = {int(d) for d in np.unique(touched.column("event_time").cast(pa.int64())
+                                             .to_numpy(zero_copy_only=False) // DAY_MS)}
+        finding_days = sorted({day_string(int(a) // DAY_MS) for a in set(starts.tolist())}
+                              | {day_string(d + k) for d in ev_days for k in (-1, 0)})
         have = set(self.lake.partitions("findings"))
         prev = self.read_where_in("findings", [d for d in finding_days if d in have], "finding_id", ids)
         changed = findings.merge(prev.drop_columns(["dt"]), state, now)
