@@ -90,7 +90,7 @@ def evaluate(sessions: pa.Table, logons: pa.Table, config: Config, now_ms: int,
         return _empty()
     tol = config.tolerance_seconds * 1000
     cols = ["session_id", "user_id", "session_start_time", "eni_private_ip_address", "stack_name",
-            "fleet_name", "authentication_type"]
+            "fleet_name", "authentication_type", "aws_account_id"]
     s = sessions.select([c for c in cols if c in sessions.column_names])
     ok = pc.and_(pc.and_(pc.is_valid(s.column("session_id")), pc.is_valid(s.column("user_id"))),
                  pc.is_valid(s.column("session_start_time")))
@@ -218,6 +218,8 @@ def _row(rule: str, r: dict[str, Any], config: Config, extra: dict[str, str],
         "user_id": r["user_id"],
         "session_id": r["session_id"],
         "claimed_session_id": None,
+        # the fleet's account: kept once the alerts carry an ``account_id`` column (issue 15)
+        "account_id": r.get("aws_account_id"),
         "title": info.title,
         "description": info.description.format(**fields),
     }
