@@ -6,10 +6,12 @@ The core never reads the environment; the CLI and the Lambda handlers build a :c
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +113,6 @@ class Suppression:
         """``name``, or a short hash of what the entry matches (stable while the entry is unchanged)."""
         if self.name:
             return self.name
-        import hashlib
-
         text = "|".join(f"{k}={getattr(self, k)}" for k in ("rule", *SUPPRESS_MATCHERS, "expires_ms"))
         return "suppress-" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -143,8 +143,6 @@ class Suppression:
 
 
 def _epoch_ms(value: Any, where: str) -> int:
-    from datetime import UTC, date, datetime
-
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))

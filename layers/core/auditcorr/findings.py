@@ -106,12 +106,18 @@ def suppressed_by(signals: pa.Table, suppressions: Iterable[Suppression]) -> pa.
 
 
 # -- grouping ---------------------------------------------------------------------------------
+def _group_by(rule: str) -> tuple[str, ...]:
+    """The rule's grouping key; a signal of a rule this registry does not declare (another module's
+    alerts) is a finding of its own (its event)."""
+    return RULES[rule].group_by if rule in RULES else ("event_id",)
+
+
 def group_key(signals: pa.Table) -> pa.Array:
     """Per signal, its rule's grouping key as ``field=value; ...`` (``-`` for a missing value)."""
     rules = _strings(signals.column("rule"))
     out = pa.nulls(signals.num_rows, pa.string())
     for rule in pc.unique(rules).to_pylist():
-        fields = RULES[rule].group_by if rule in RULES else ("event_id",)
+        fields = _group_by(rule)
         parts = [pc.binary_join_element_wise(f"{f}=", pc.fill_null(_strings(signals.column(f)), "-"), "")
                  for f in fields]
         key = pc.binary_join_element_wise(*parts, "; ") if len(parts) > 1 else parts[0]
@@ -218,8 +224,8 @@ def aggregate(signals: pa.Table, config: Config) -> pa.Table:
     key_cols = {}
     for col in KEY_COLUMNS:
         vals = first_row.column(col).to_pylist()
-        key_cols[col] = pa.array([v if col in RULES.get(r, RULES["session_id_mismatch"]).group_by else None
-                                  for v, r in zip(vals, rules_, strict=True)], pa.string())
+        key_cols[col] = pa.array([v if col in _group_by(r) else None for v, r in zip(vals, rules_, strict=True)],
+                                 pa.string())
     out = pa.table({
         "finding_id": first_row.column("finding_id"),
         "rule": first_row.column("rule"),
