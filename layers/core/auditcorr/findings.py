@@ -180,20 +180,22 @@ def aggregate(signals: pa.Table, config: Config) -> pa.Table:
     best = np.zeros(len(uniq), dtype=np.int8)
     np.maximum.at(best, code, cls)
     n_supp = np.bincount(code, weights=(is_open & supp).astype(np.int64), minlength=len(uniq)).astype(np.int64)
-    counted = cls == best[code]
-    c = sig.filter(pa.array(counted))
+    counted = np.flatnonzero(cls == best[code])
+    # the narrow columns of the counted signals, earliest first, deterministic: (finding, event_time, event_id);
+    # the wide ones (description, title, keys) are taken for each finding's first signal only
+    narrow = sig.select(["event_time", "event_id", "severity", "suppressed_by", "status_reason"]).take(counted)
     ccode = code[counted]
-    # earliest first, deterministic: (finding, event_time, event_id)
+    keys = pa.table({"code": pa.array(ccode), "t": narrow.column("event_time"), "ev": narrow.column("event_id")})
+    order = pc.sort_indices(keys, sort_keys=[("code", "ascending"), ("t", "ascending"), ("ev", "ascending")])
+    c, ccode, pos = narrow.take(order), ccode[order.to_numpy()], counted[order.to_numpy()]
     t = c.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
-    ev = np.asarray(c.column("event_id").to_pylist(), dtype=object)
-    order = np.lexsort((ev.astype(str), t, ccode))
-    c, ccode, t = c.take(pa.array(order)), ccode[order], t[order]
     starts = np.flatnonzero(np.r_[True, ccode[1:] != ccode[:-1]])
     ends = np.r_[starts[1:], len(ccode)]
     groups = ccode[starts]  # finding codes in output order
-    first_row = c.take(pa.array(starts))
+    first_row = sig.take(pa.array(pos[starts]))
     last_t = t[ends - 1]
-    sev = np.array([_SEV_RANK.get(s, 2) for s in c.column("severity").to_pylist()], dtype=np.int64)
+    sev_pos = pc.index_in(c.column("severity"), value_set=pa.array(SEVERITIES, pa.string()))
+    sev = np.asarray(pc.fill_null(sev_pos, _SEV_RANK["MEDIUM"]).to_numpy(zero_copy_only=False), dtype=np.int64)
     sev_max = np.maximum.reduceat(sev, starts) if len(starts) else sev
     ev_ids = c.column("event_id").to_pylist()
     samples = [ev_ids[s: min(e, s + SAMPLE_SIZE)] for s, e in zip(starts, ends, strict=True)]
@@ -285,10 +287,9 @@ def merge(previous: pa.Table, state: pa.Table, now_ms: int) -> pa.Table:
     old = prev.take(pos)
     changed = ~found
     for col in _COMPARED:
-        a, b = old.column(col).to_pylist(), new.column(col).to_pylist()
-        changed |= found & np.array([x != y for x, y in zip(a, b, strict=True)], dtype=bool)
-    new_status = np.asarray(new.column("status").to_pylist(), dtype=object)
-    changed &= found | (new_status != CLOSED)
+        changed |= found & _differs(old.column(col), new.column(col))
+    changed &= found | np.asarray(pc.fill_null(pc.not_equal(new.column("status"), CLOSED), True)
+                                  .to_numpy(zero_copy_only=False), dtype=bool)
     if not changed.any():
         return FINDINGS.empty_table()
     now = pa.scalar(now_ms, pa.int64()).cast(TS)
@@ -309,6 +310,15 @@ def merge(previous: pa.Table, state: pa.Table, now_ms: int) -> pa.Table:
         i = out.schema.get_field_index(name)
         out = out.set_column(i, out.schema.field(i), col.cast(out.schema.field(i).type))
     return out.filter(pa.array(changed)).replace_schema_metadata(FINDINGS.metadata)
+
+
+def _differs(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
+    """``a != b`` row by row, None equal to None (lists compared by their joined text)."""
+    if pa.types.is_list(a.type):
+        a, b = (pc.binary_join(x, "\x1f") for x in (a, b))
+    eq = pc.fill_null(pc.equal(a, b), False)
+    both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+    return ~np.asarray(pc.or_(eq, both_null).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def latest(findings: pa.Table) -> pa.Table:
