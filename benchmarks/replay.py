@@ -13,7 +13,8 @@ reports), then ``replay`` runs in a child process (its own peak RSS) with three 
 
 Replay is one day at a time (memory: one day of writes and the signals so far), so its time is
 the sum over days: the figure printed is seconds per day per million writes, and the month of a
-1M-writes-a-day lake is extrapolated from the fitted per-day cost (docs/performance.md, section 7).
+1M-writes-a-day lake is extrapolated from the per-day cost (docs/performance.md, "Replaying a
+configuration").
 """
 
 from __future__ import annotations
