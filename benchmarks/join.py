@@ -71,7 +71,9 @@ GROUP BY w.event_id
 """
 
 T0_MS = 1_772_438_400_000  # 2026-03-02T08:00:00Z
-ROLE = "arn:aws:iam::111122223333:role/AppStreamFleetRole"
+ACCOUNT = "111122223333"
+REGION = "us-east-1"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/AppStreamFleetRole"
 #: default sizes: (writes, sessions)
 SIZES = ((100_000, 10_000), (1_000_000, 100_000), (10_000_000, 100_000))
 BAR_FROM = 1_000_000  # "faster than DuckDB at 1M and 10M"
@@ -135,6 +137,9 @@ def make_tables(n_writes: int, n_sessions: int, seed: int = 7, multi_share: floa
         "session_end_time": pa.array(end).cast(TS),
         "eni_private_ip_address": ip_arr,
         "is_multisession": pa.array(multi),
+        # one account and region (the scope a write meets its sessions in)
+        "aws_account_id": pa.repeat(pa.scalar(ACCOUNT), n_sessions).cast(pa.string()),
+        "region": pa.repeat(pa.scalar(REGION), n_sessions).cast(pa.string()),
     }), SESSIONS)
 
     pick = rng.integers(0, n_sessions, n_writes)
@@ -152,13 +157,14 @@ def make_tables(n_writes: int, n_sessions: int, seed: int = 7, multi_share: floa
         "source_ip": w_ip,
         "role_arn": pa.repeat(pa.scalar(ROLE), n_writes).cast(pa.string()),
         "role_session_name": claim,
+        "aws_region": pa.repeat(pa.scalar(REGION), n_writes).cast(pa.string()),
     }), S3_WRITES)
     return writes, sessions
 
 
 def core_attribute(writes: pa.Table, sessions: pa.Table) -> pa.Table:
     cfg = Config()
-    cov = Coverage(frozenset(range(0, 40000)), T0_MS, 0)
+    cov = Coverage.every_scope(range(0, 40000), T0_MS, 0)
     return attribute(writes, sessions, LOGONS.empty_table(), cfg, cov, T0_MS).activity
 
 

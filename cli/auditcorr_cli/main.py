@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -104,6 +105,7 @@ def summary_text(summary: IngestSummary) -> str:
             lines.append(f"    {n:>8}  {reason}")
     lines.append(f"  alerts opened: {summary.alerts_opened}, closed: {summary.alerts_closed}; "
                  f"partitions re-attributed: {len(set(summary.recomputed_days))}")
+    lines.append(f"  findings opened: {summary.findings_opened}, closed: {summary.findings_closed}")
     if not summary.reconciles:
         lines.append("  WARNING: counts do not reconcile (please report a bug)")
     return "\n".join(lines)
@@ -210,14 +212,33 @@ def query(lake: str, fmt: str, sql: str, athena: bool = False) -> None:
 @fmt_opt
 @click.option("--status", type=click.Choice(["open", "closed", "all"]), default="open", show_default=True)
 @click.option("--rule", default=None, help="only this rule")
-def alerts(lake: str, fmt: str, status: str, rule: str | None) -> None:
-    """List alerts (latest state of each)."""
+@click.option("--suppressed", is_flag=True, help="also show signals a [[suppress]] entry matched")
+def alerts(lake: str, fmt: str, status: str, rule: str | None, suppressed: bool) -> None:
+    """List alerts, the signals (latest state of each); `findings` groups them."""
     from .query import analyst
 
-    t = analyst.alerts(_runner(lake), None if status == "all" else status, rule)
+    t = analyst.alerts(_runner(lake), None if status == "all" else status, rule, suppressed)
     if fmt == "table":
         t = t.select(["event_time", "severity", "rule", "status", "user_id", "source_ip", "claimed_session_id",
-                      "session_id", "bucket", "key", "alert_id"])
+                      "session_id", "bucket", "key", "alert_id"] + (["suppressed_by"] if suppressed else []))
+    click.echo(render(t, fmt, max_width=44))
+
+
+@main.command()
+@lake_opt
+@fmt_opt
+@click.option("--status", type=click.Choice(["open", "closed", "suppressed", "all"]), default="open",
+              show_default=True)
+@click.option("--rule", default=None, help="only this rule")
+@click.option("--suppressed", is_flag=True, help="with --status all: include suppressed findings")
+def findings(lake: str, fmt: str, status: str, rule: str | None, suppressed: bool) -> None:
+    """List findings (signals grouped by rule, key and dedup window), latest state of each."""
+    from .query import analyst
+
+    t = analyst.findings(_runner(lake), None if status == "all" else status, rule, suppressed)
+    if fmt == "table":
+        t = t.select(["first_event_time", "last_event_time", "severity", "rule", "status", "event_count",
+                      "suppressed_count", "group_key", "finding_id"])
     click.echo(render(t, fmt, max_width=44))
 
 
@@ -344,3 +365,56 @@ export.add_command(ocsf_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.group()
+def rules() -> None:
+    """Detection rules: replay a configuration change over the lake's history."""
+
+
+@rules.command("replay")
+@lake_opt
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="the NEW configuration (TOML) to evaluate")
+@click.option("--since", default=None, help="first day (UTC, YYYY-MM-DD or an ISO time); default: the lake's first")
+@click.option("--until", default=None, help="last day (UTC); default: the lake's last")
+@click.option("--now", default=None, help="the pipeline clock to evaluate at (default: now)")
+@click.option("--examples", default=3, show_default=True, help="example findings shown per rule and change")
+def rules_replay(lake: str, config_path: str, since: str | None, until: str | None, now: str | None,
+                 examples: int) -> None:
+    """What the findings would be under NEW configuration: opened, closed, changed (nothing is written)."""
+    from auditcorr.replay import replay
+
+    config = _config(config_path)
+    at = _time(now, datetime.now(UTC))
+    since_ms = int(_time(since, at).timestamp() * 1000) if since else None
+    until_ms = int(_time(until, at).timestamp() * 1000) if until else None
+    res = replay(_lake(lake), config, int(at.timestamp() * 1000), since_ms, until_ms)
+    span = f"{res.days[0]} .. {res.days[-1]}" if res.days else "no write days"
+    click.echo(f"replay of {config_path} over {len(res.days)} day(s) ({span}; {res.writes} writes, "
+               f"{res.sessions} sessions) as of {at.strftime('%Y-%m-%dT%H:%M:%SZ')}: nothing is written")
+    if res.changed.num_rows == 0:
+        click.echo("no finding would change")
+        return
+    click.echo(f"{'rule':<28} {'open':>6} {'close':>6} {'change':>6} {'suppress':>8}   signals opened / closed")
+    for rule in sorted(set(res.per_rule) | set(res.signals)):
+        c: Counter[str] = res.per_rule.get(rule, Counter())
+        s: Counter[str] = res.signals.get(rule, Counter())
+        click.echo(f"{rule:<28} {c.get('open', 0):>6} {c.get('close', 0):>6} {c.get('change', 0):>6} "
+                   f"{c.get('suppress', 0):>8}   "
+                   f"{s.get('open', 0)} / {s.get('closed', 0)}")
+    rows = res.changed.to_pylist()
+    for kind, verb in (("open", "would open"), ("close", "would close"), ("change", "would change"),
+                       ("suppress", "would be suppressed")):
+        picked = [r for r, k in zip(rows, res.change, strict=True) if k == kind]
+        if not picked:
+            continue
+        click.echo(f"\n{verb} ({len(picked)}):")
+        shown: dict[str, int] = {}
+        for r in sorted(picked, key=lambda x: (x["rule"], x["first_event_time"], x["finding_id"])):
+            if shown.get(r["rule"], 0) >= examples:
+                continue
+            shown[r["rule"]] = shown.get(r["rule"], 0) + 1
+            why = f" ({r['status_reason']})" if r.get("status_reason") else ""
+            click.echo(f"  {r['rule']:<26} {r['status']:<10} {r['event_count']:>5} signal(s) "
+                       f"{r['first_event_time']:%Y-%m-%dT%H:%M:%SZ}  {r['group_key']}{why}")

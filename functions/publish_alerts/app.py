@@ -1,7 +1,8 @@
-"""publish_alerts: changed alert rows -> SNS (once per alert and status) and Security Hub (ASFF).
+"""publish_alerts: changed finding rows -> SNS (open once, throttled updates, close once) and
+Security Hub (ASFF, one finding per ``finding_id``).
 
 Trigger: the alerts queue (SQS, dead-letter queue + alarm), fed by an EventBridge rule on the lake
-bucket for ``<prefix>/alerts/dt=*/*.parquet``; ``compact-*`` files (rows already announced) are
+bucket for ``<prefix>/findings/dt=*/*.parquet``; ``compact-*`` files (rows already announced) are
 skipped. The idempotency (DynamoDB) and the Security Hub switch are in
 ``auditcorr_aws.alerts``.
 """

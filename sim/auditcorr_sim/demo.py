@@ -14,6 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow.compute as pc
+
 from auditcorr.config import Config
 from auditcorr.counts import IngestSummary
 from auditcorr.lake import Lake
@@ -112,10 +114,14 @@ def run_demo(keep: str | None, seed: int, echo: Callable[[str], None]) -> None:
             "AND session_source = 'report'", []).column("n")[0].as_py()
         echo(f"writes first attributed from the live AppStream API, then confirmed by the usage report: "
              f"{live_to_report}")
-        echo("\n== open alerts ==")
+        echo("\n== open findings (signals grouped by rule, key and dedup window) ==")
+        fi = analyst.findings(run, "open")
+        echo(render(fi.select(["first_event_time", "severity", "rule", "event_count", "group_key"]), "table",
+                    max_width=60))
+        n_signals = int(pc.sum(fi.column("event_count")).as_py() or 0)
+        echo(f"{fi.num_rows} open finding(s) from {n_signals} open signal(s); "
+             "`auditcorr alerts` lists the signals, `auditcorr findings` the findings")
         al = analyst.alerts(run, "open")
-        echo(render(al.select(["event_time", "severity", "rule", "user_id", "source_ip", "claimed_session_id",
-                               "key"]), "table", max_width=40))
         mismatch = [r for r in al.to_pylist() if r["rule"] == "session_id_mismatch"]
         if mismatch:
             m = mismatch[0]

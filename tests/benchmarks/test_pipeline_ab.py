@@ -14,6 +14,7 @@ def test_pipeline_ab_runs_both_cores_and_compares_the_lakes(tmp_path, capsys):
     (pair,) = json.loads(out.read_text())["2000"]
     assert all(pair["identical"].values()), pair["identical"]
     for who in ("base", "new"):
-        assert pair[who]["files"] >= 1 and pair[who]["alerts"], pair[who]
+        # (a day ingested before its report raises no alert any more: decisions wait for the report)
+        assert pair[who]["files"] >= 1 and not pair[who]["alerts"].get("open"), pair[who]
         assert sum(pair[who]["statuses"].values()) > 0
     assert "candidate/baseline" in capsys.readouterr().out

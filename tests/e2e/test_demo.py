@@ -17,7 +17,7 @@ def test_the_demo_shows_attribution_alerts_who_and_a_query(tmp_path):
     r = CliRunner().invoke(main, ["demo", "--keep", str(tmp_path / "demo")])
     assert r.exit_code == 0, r.output
     out = r.output
-    for section in ("ingest summary", "== attribution", "== open alerts ==", "== auditcorr who --bucket",
+    for section in ("ingest summary", "== attribution", "== open findings", "== auditcorr who --bucket",
                     "== auditcorr query"):
         assert section in out
     assert "-> user " in out and "-> session " in out and "claims session " in out  # the evidence chain
@@ -29,13 +29,18 @@ def test_the_demo_shows_attribution_alerts_who_and_a_query(tmp_path):
     got = eng.query("SELECT status, count(*) AS n FROM attributed_activity_latest GROUP BY status").to_pylist()
     assert {k: int(v) for k, v in printed.items()} == {r["status"]: r["n"] for r in got}
     assert int(printed["attributed"]) > 1000
-    # the open alerts printed are the lake's, and the scenarios of the world are among them
-    n_open = eng.query("SELECT count(*) AS n FROM alerts_latest WHERE status = 'open' AND rule IN "
-                       "('session_id_mismatch', 'unknown_session_id', 'credentials_outside_fleet', "
-                       "'unattributed_activity')").column("n")[0].as_py()
-    assert f"({n_open} rows)" in out
+    # the open findings printed are the lake's, with their signal counts, and the world's scenarios are among them
+    fi = eng.query("SELECT rule, event_count FROM findings_latest WHERE status = 'open'").to_pylist()
+    n_signals = eng.query("SELECT count(*) AS n FROM alerts_latest WHERE status = 'open' AND suppressed_by IS NULL "
+                          "AND finding_id IS NOT NULL").column("n")[0].as_py()
+    assert f"{len(fi)} open finding(s) from {n_signals} open signal(s)" in out
+    assert sum(r["event_count"] for r in fi) == n_signals
+    section = out.split("== open findings")[1].split("== auditcorr who")[0]
+    assert f"({len(fi)} rows)" in section
     for rule in ("session_id_mismatch", "unknown_session_id", "credentials_outside_fleet", "unattributed_activity"):
-        assert rule in out
+        assert rule in section
+    printed_counts = [int(m) for m in re.findall(r"^\S+\s+\S+\s+\w+\s+(\d+)\s", section, re.M)]
+    assert sorted(printed_counts) == sorted(r["event_count"] for r in fi)
     # the query's top user wrote as many objects as the lake says
     top = re.search(r"^(\S+@example\.com)\s+(\d+)\s+(\d+)\s", out.split("== auditcorr query")[1], re.M)
     assert top is not None

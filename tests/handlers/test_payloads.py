@@ -127,12 +127,12 @@ def test_payload_runs_through_the_template_handler(function, path, deployment, h
         assert metrics["objects_ingested"] == 1
     else:
         rows = sc.alert_changes(tmp_path / "again")
-        pairs = {(r["alert_id"], r["status"]) for r in rows.to_pylist()}
+        pairs = sc.announced(rows)
         messages = deployment.sns_messages()
         assert len(messages) == len(pairs)
-        assert {(json.loads(m["Message"])["alert_id"], json.loads(m["Message"])["status"])
+        assert {(json.loads(m["Message"])["finding_id"], json.loads(m["Message"])["announcement"])
                 for m in messages} == pairs
-        assert {f["Id"] for f in deployment.findings()} == {a for a, _ in pairs}
+        assert {f["Id"] for f in deployment.findings()} == sc.mirrored(rows)
 
 
 def test_env_json_sets_every_variable_the_template_sets():

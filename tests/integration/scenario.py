@@ -36,7 +36,7 @@ KEY_SNS2 = ct_key("0850", "Qa4Ve8Lc6Nh2Pw5S")
 KEY_SNSRAW = ct_key("0855", "Tz1Rb7Ky3Fu9Dm4H")
 SESSIONS_KEY = "sessions/schedule=DAILY/year=2026/month=03/day=02/daily-session-report-2026-03-02.csv"
 APPS_KEY = "applications/schedule=DAILY/year=2026/month=03/day=02/daily-app-report-2026-03-02.csv"
-ALERT_KEY = f"{LAKE_PREFIX}/alerts/dt=2026-03-02/part-0a1b2c3d4e5f60718293a4b5.parquet"
+ALERT_KEY = f"{LAKE_PREFIX}/findings/dt=2026-03-02/part-0a1b2c3d4e5f60718293a4b5.parquet"
 ALERT_NAME = "part-0a1b2c3d4e5f60718293a4b5"
 
 # event ids (CloudTrail eventID) of the writes, per file
@@ -111,9 +111,10 @@ def payload(path: str) -> dict[str, Any]:
 __all__ = ["LAKE_BUCKET", "payload", "stage_sources"]
 
 
-def alert_changes(workdir: Any, now_ms: int | None = None) -> Any:
-    """Every alert row (open and closed) the pipeline writes for this world, computed in a local lake:
-    the content of the alerts file that ``events/publish_alerts/*`` announces."""
+def alert_changes(workdir: Any, now_ms: int | None = None, table: str = "findings") -> Any:
+    """Every finding row (every version) the pipeline writes for this world, computed in a local lake:
+    the content of the findings file that ``events/publish_alerts/*`` announces (``table="alerts"``:
+    the signals)."""
     from auditcorr.config import Config
     from auditcorr.lake import Lake
     from auditcorr.pipeline import Pipeline
@@ -124,12 +125,30 @@ def alert_changes(workdir: Any, now_ms: int | None = None) -> Any:
     for key, body in cloudtrail_files().items():
         pipe.ingest_object(f"s3://{CLOUDTRAIL_BUCKET}/{key}", body)
     pipe.ingest_object(f"s3://{APPSTREAM_BUCKET}/{SESSIONS_KEY}", sessions_report())
-    return lake.read("alerts", latest=False).drop_columns(["dt"])
+    return lake.read(table, latest=False).drop_columns(["dt"])
+
+
+def announced(rows: Any, update_ms: int = 15 * 60_000) -> set[tuple[str, str]]:
+    """(finding, announcement) of every finding row that has something to say (what SNS receives)."""
+    from auditcorr.findings import announcement
+
+    out = set()
+    for r in rows.to_pylist():
+        ms = {k: int(r[k].timestamp() * 1000) if r[k] else None for k in ("updated_at", "previous_updated_at")}
+        kind = announcement(r["status"], r["previous_status"], ms["updated_at"], ms["previous_updated_at"], update_ms)
+        if kind:
+            out.add((r["finding_id"], kind))
+    return out
+
+
+def mirrored(rows: Any) -> set[str]:
+    """The findings Security Hub holds after these finding rows: every one that is or was open."""
+    return {r["finding_id"] for r in rows.to_pylist() if "open" in (r["status"], r["previous_status"])}
 
 
 def stage_alert_file(lake: Any, rows: Any, name: str = ALERT_NAME) -> str:
-    """Write alert rows where ``events/publish_alerts/*`` says a new alerts file landed."""
-    return lake.write_file("alerts", "2026-03-02", name, rows)
+    """Write finding rows where ``events/publish_alerts/*`` says a new findings file landed."""
+    return lake.write_file("findings", "2026-03-02", name, rows)
 
 
 def events_paths() -> list[str]:

@@ -35,17 +35,17 @@ def test_cloudtrail_files_to_alerts_in_sns_and_security_hub(deployment, handler)
 
     alert_event = aws.sqs_event_from_queue(alerts_url)
     keys = [json.loads(r["body"])["detail"]["object"]["key"] for r in alert_event["Records"]]
-    assert keys and all(k.startswith("lake/alerts/dt=") and k.endswith(".parquet") for k in keys)
+    assert keys and all(k.startswith("lake/findings/dt=") and k.endswith(".parquet") for k in keys)
     _, publish = handler("PublishAlertsFunction")
     assert publish(alert_event, aws.FakeContext()) == {"batchItemFailures": []}
     assert publish(alert_event, aws.FakeContext()) == {"batchItemFailures": []}  # re-delivered
 
-    expected = deployment.lake().read("alerts", latest=False)
-    pairs = {(r["alert_id"], r["status"]) for r in expected.to_pylist()}
+    expected = deployment.lake().read("findings", latest=False)
+    pairs = sc.announced(expected)
     sent = [json.loads(m["Message"]) for m in deployment.sns_messages()]
-    assert sorted((m["alert_id"], m["status"]) for m in sent) == sorted(pairs)
+    assert sorted((m["finding_id"], m["announcement"]) for m in sent) == sorted(pairs)
     assert "credentials_outside_fleet" in {m["rule"] for m in sent}
-    assert {f["Id"] for f in deployment.findings()} == {a for a, _ in pairs}
+    assert {f["Id"] for f in deployment.findings()} == sc.mirrored(expected)
 
 
 def test_the_template_rules_match_what_they_should(deployment):
@@ -65,11 +65,12 @@ def test_the_template_rules_match_what_they_should(deployment):
         return EventPattern(raw, EventPatternParser(raw).parse()).matches_event(event)
 
     lake = aws.LAKE_BUCKET
-    assert matches("AlertFileCreatedRule", lake, "lake/alerts/dt=2026-03-02/part-abc.parquet")
-    assert not matches("AlertFileCreatedRule", lake, "lake/alerts/dt=2026-03-02/")
+    assert matches("AlertFileCreatedRule", lake, "lake/findings/dt=2026-03-02/part-abc.parquet")
+    assert not matches("AlertFileCreatedRule", lake, "lake/alerts/dt=2026-03-02/part-abc.parquet")  # signals
+    assert not matches("AlertFileCreatedRule", lake, "lake/findings/dt=2026-03-02/")
     assert not matches("AlertFileCreatedRule", lake, "lake/attributed_activity/dt=2026-03-02/part-abc.parquet")
-    assert not matches("AlertFileCreatedRule", "other", "lake/alerts/dt=2026-03-02/part-abc.parquet")
-    assert not matches("AlertFileCreatedRule", lake, "lake/alerts/dt=2026-03-02/p.parquet", "Object Deleted")
+    assert not matches("AlertFileCreatedRule", "other", "lake/findings/dt=2026-03-02/part-abc.parquet")
+    assert not matches("AlertFileCreatedRule", lake, "lake/findings/dt=2026-03-02/p.parquet", "Object Deleted")
     ct = aws.CLOUDTRAIL_BUCKET
     assert matches("CloudTrailObjectCreatedRule", ct, sc.KEY_S3)
     assert matches("CloudTrailObjectCreatedRule", ct, sc.KEY_S3.replace("AWSLogs/", "AWSLogs/o-abc123/"))

@@ -273,7 +273,8 @@ def named_queries() -> dict[str, str]:
 
 
 def test_named_queries_for_the_analysts_questions():
-    assert {"who-wrote-this-object", "user-timeline", "open-alerts", "writes-still-pending"} <= set(named_queries())
+    assert {"who-wrote-this-object", "user-timeline", "open-alerts", "writes-still-pending", "open-findings",
+            "finding-signals"} <= set(named_queries())
     from auditcorr_cli.query import analyst
 
     body = re.sub(r"^--.*\n", "", named_queries()["user-timeline"], flags=re.M)
@@ -309,6 +310,11 @@ def test_named_queries_run_and_answer(local_lake):
     assert sc.EV["alice_put"] in pending.column("event_id").to_pylist()
     open_alerts = eng.query(q["open-alerts"])
     assert "credentials_outside_fleet" in open_alerts.column("rule").to_pylist()
+    open_findings = eng.query(q["open-findings"]).to_pylist()
+    replay = next(r for r in open_findings if r["rule"] == "credentials_outside_fleet")
+    assert replay["event_count"] == 1 and replay["sample_event_ids"] == [sc.EV["replay"]]
+    signals = eng.query(q["finding-signals"], [replay["finding_id"]])
+    assert signals.column("event_id").to_pylist() == [sc.EV["replay"]]
     t0, t1 = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC)
     values = {"user": "alice", "first_day": "2026-03-01", "last_day": "2026-03-03", "since": t0, "until": t1}
     timeline = eng.query(q["user-timeline"], [values[n] for n in analyst.positional(analyst.TIMELINE_SQL)[1]])

@@ -36,11 +36,12 @@ REPORT_KEYS = [sc.SESSIONS_KEY, sc.APPS_KEY]
 #: written once per input and never rewritten: a retry must leave exactly the rows of a clean run
 RAW_TABLES = ("s3_writes", "logons", "sessions", "applications", "live_sessions", "live_polls")
 #: recomputed by appending rows: what counts is the latest row per key (the *_latest views)
-HISTORY_TABLES = ("attributed_activity", "alerts")
+HISTORY_TABLES = ("attributed_activity", "alerts", "findings")
 #: stamped with the wall clock when computed: differ between two runs by construction
-VOLATILE = frozenset({"computed_at", "detected_at", "updated_at"})
+VOLATILE = frozenset({"computed_at", "detected_at", "updated_at", "created_at", "status_since", "previous_updated_at"})
 
-_ALERT_KEY = re.compile(rf"^{aws.LAKE_PREFIX}/alerts/dt=\d{{4}}-\d{{2}}-\d{{2}}/[^/]+\.parquet$")
+#: what publish_alerts is notified of: changed findings files
+_ALERT_KEY = re.compile(rf"^{aws.LAKE_PREFIX}/findings/dt=\d{{4}}-\d{{2}}-\d{{2}}/[^/]+\.parquet$")
 
 
 def eventbridge(bucket: str, key: str, version: str | None = None, etag: str | None = None) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def eventbridge(bucket: str, key: str, version: str | None = None, etag: str | N
 
 
 def alert_events(requests: Iterable[aws.Request]) -> list[dict[str, Any]]:
-    """One EventBridge event per alerts file the requests completed (PutObject or CompleteMultipartUpload)."""
+    """One EventBridge event per findings file the requests completed (PutObject or CompleteMultipartUpload)."""
     out = []
     for r in requests:
         path = r.path.split("?", 1)[0].lstrip("/")
@@ -146,8 +147,10 @@ class App:
             t = lake.read(table, latest=table in HISTORY_TABLES)
             cols = [c for c in t.column_names if c not in VOLATILE]
             tables[table] = t.select(cols).to_pylist()
-        sns = Counter((m["alert_id"], m["status"]) for m in
-                      (json.loads(x["Message"]) for x in self.deployment.sns_messages()))
+        # open and close announcements (updates depend on the wall clock's update window)
+        sns = Counter((m["finding_id"], m["announcement"]) for m in
+                      (json.loads(x["Message"]) for x in self.deployment.sns_messages())
+                      if m["announcement"] != "update")
         findings = {f["Id"]: (f["RecordState"], f["Severity"]["Label"], f["Title"])
                     for f in self.deployment.findings()}
         return {"tables": tables, "sns": sns, "findings": findings}

@@ -68,7 +68,7 @@ def test_publishing_and_its_fallback_read_need_only_its_policy(app):
     assert app.sqs(CT, [app.ct_body(k) for k in CT_KEYS], fresh=True) == {"batchItemFailures": []}
     events = app.pending_alert_events or [eventbridge(aws.LAKE_BUCKET, sc.ALERT_KEY)]
     app.pending_alert_events = []
-    gone = eventbridge(aws.LAKE_BUCKET, f"{aws.LAKE_PREFIX}/alerts/dt=2026-03-02/part-compacted-away.parquet")
+    gone = eventbridge(aws.LAKE_BUCKET, f"{aws.LAKE_PREFIX}/findings/dt=2026-03-02/part-compacted-away.parquet")
     mark = app.server.log.mark()
     assert app.sqs(PA, [*events, gone], fresh=True) == {"batchItemFailures": []}
     requests = app.server.log.since(mark)

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from auditcorr import rules
+from auditcorr import findings, rules
 from auditcorr.config import Config
 from auditcorr.lake import Lake
 from auditcorr.pipeline import Pipeline
@@ -64,6 +64,7 @@ def _after(now: Any, previous: Any) -> Any:
 NOW_MS = 1_772_460_000_000  # 2026-03-02T14:00Z
 NOW = datetime.fromtimestamp(NOW_MS / 1000, UTC)
 RULES = list(rules.WRITE_RULES) + ["session_without_logon"]
+CFG = Config()
 
 
 def _alert(rng: random.Random, event: int, rule: str, with_versions: bool) -> dict[str, Any]:
@@ -140,11 +141,12 @@ def test_merge_reads_only_the_alerts_it_needs_and_equals_a_merge_over_the_whole_
     rng = random.Random(7)
     for f in range(7):
         rows = [_alert(rng, rng.randrange(60), rng.choice(RULES), True) for _ in range(30)]
-        lake.write_file("alerts", dt, f"part-{f}", pa.Table.from_pylist(rows, schema=ALERTS))
+        lake.write_file("alerts", dt, f"part-{f}", findings.assign(pa.Table.from_pylist(rows, schema=ALERTS), CFG))
         pipe.maybe_compact("alerts", dt)
     everything = lake.read("alerts", [dt]).drop_columns(["dt"])
     raised = pa.Table.from_pylist([_alert(rng, e, rule, False) | {"status": rules.OPEN, "status_reason": None}
                                    for e in range(20, 40) for rule in RULES[:2]], schema=ALERTS)
+    raised = findings.assign(raised, CFG)  # as the merge does: the rows differ only where the reference says
     scope = [f"ev-{e}" for e in range(10, 30)]
     want = reference_reconcile(everything, rules.conform(raised, rules.ALERT_IN), scope, NOW_MS,
                                list(rules.WRITE_RULES))
@@ -184,7 +186,7 @@ def test_reading_only_the_row_groups_with_a_match_equals_the_filtered_read(tmp_p
             rows = [_alert(rng, rng.randrange(300), rng.choice(RULES), True) for _ in range(60)]
             if f == 4:
                 rows[0]["event_id"] = None
-            lake.write_file("alerts", dt, f"part-{f}", pa.Table.from_pylist(rows, schema=ALERTS))
+            lake.write_file("alerts", dt, f"part-{f}", findings.assign(pa.Table.from_pylist(rows, schema=ALERTS), CFG))
             pipe.maybe_compact("alerts", dt)
     assert any(pq.ParquetFile(p).metadata.num_row_groups > 2 for p in lake.files("alerts"))
     every = [f"ev-{e}" for e in range(300)]

@@ -128,10 +128,19 @@ TIMELINE_DAYS_PER_QUERY = 31
 
 ALERTS_SQL = """
 SELECT detected_at, severity, rule, status, user_id, session_id, claimed_session_id, source_ip,
-       bucket, key, event_time, event_id, alert_id, title, description, status_reason
+       bucket, key, event_time, event_id, alert_id, title, description, status_reason, finding_id, suppressed_by
 FROM alerts_latest
-WHERE (? IS NULL OR status = ?) AND (? IS NULL OR rule = ?)
+WHERE (? IS NULL OR status = ?) AND (? IS NULL OR rule = ?) AND (? OR suppressed_by IS NULL)
 ORDER BY event_time, alert_id
+"""
+
+#: findings (latest state of each): status, rule, and whether suppressed ones are shown
+FINDINGS_SQL = """
+SELECT first_event_time, last_event_time, severity, rule, status, event_count, suppressed_count, group_key,
+       account_id, finding_id, sample_event_ids, title, description, status_reason, created_at, updated_at
+FROM findings_latest
+WHERE (? IS NULL OR status = ?) AND (? IS NULL OR rule = ?) AND (? OR status <> 'suppressed' OR ? = 'suppressed')
+ORDER BY first_event_time, finding_id
 """
 
 STATUS_SQL = """
@@ -204,8 +213,15 @@ def timeline(run: Runner, user: str, since: datetime, until: datetime) -> pa.Tab
     return out.take(order)
 
 
-def alerts(run: Runner, status: str | None = "open", rule: str | None = None) -> pa.Table:
-    return run(ALERTS_SQL, [status, status, rule, rule])
+def alerts(run: Runner, status: str | None = "open", rule: str | None = None, suppressed: bool = False) -> pa.Table:
+    """The signals' latest state; suppressed ones only when asked."""
+    return run(ALERTS_SQL, [status, status, rule, rule, suppressed])
+
+
+def findings(run: Runner, status: str | None = "open", rule: str | None = None,
+             suppressed: bool = False) -> pa.Table:
+    """The findings' latest state; ``status`` None: every status (suppressed ones only when asked)."""
+    return run(FINDINGS_SQL, [status, status, rule, rule, suppressed, status])
 
 
 def status_summary(run: Runner) -> pa.Table:

@@ -6,10 +6,12 @@ The core never reads the environment; the CLI and the Lambda handlers build a :c
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +35,20 @@ CLAIM_SOURCES = ("role_session_name", "source_identity", "principal_tag", "key_r
 
 SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 
-DEFAULT_SEVERITY = {
-    "session_id_mismatch": "HIGH",
-    "unknown_session_id": "HIGH",
-    "credentials_outside_fleet": "CRITICAL",
-    "unattributed_activity": "MEDIUM",
-    "session_without_logon": "MEDIUM",
-    "logon_user_mismatch": "HIGH",
-}
+
+
+def default_severity() -> dict[str, str]:
+    """Each rule's default severity, as its declaration in ``auditcorr.rules`` gives it (imported
+    here, late: the rules import this module)."""
+    from .rules import default_severity as from_rules
+
+    return from_rules()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_SEVERITY":  # the former constant
+        return default_severity()
+    raise AttributeError(name)
 
 
 class ConfigError(ValueError):
@@ -101,6 +109,78 @@ class FleetGroup:
     match_region: bool = True
 
 
+#: the matchers a ``[[suppress]]`` entry may name (each optional; all given must match)
+SUPPRESS_MATCHERS = ("account", "principal", "bucket", "key_prefix", "source", "user")
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """One ``[[suppress]]`` entry: signals of ``rule`` (``"*"``: any) that match every matcher given
+    are kept with ``suppressed_by = id`` and never published.  ``principal`` may use ``*`` wildcards;
+    ``source`` is an address or a CIDR.  ``expires`` (epoch ms, UTC) is judged against the signal's
+    EVENT time: a signal for an event at or after it is not suppressed, so an entry stops applying
+    without a redeploy, and a replay or a re-ordered ingest decides the same."""
+
+    rule: str
+    reason: str
+    account: str | None = None
+    principal: str | None = None
+    bucket: str | None = None
+    key_prefix: str | None = None
+    source: str | None = None
+    user: str | None = None
+    expires_ms: int | None = None
+    name: str | None = None
+
+    @property
+    def id(self) -> str:
+        """``name``, or a short hash of what the entry matches (stable while the entry is unchanged)."""
+        if self.name:
+            return self.name
+        text = "|".join(f"{k}={getattr(self, k)}" for k in ("rule", *SUPPRESS_MATCHERS, "expires_ms"))
+        return "suppress-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    @classmethod
+    def parse(cls, item: Any, where: str) -> Suppression:
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where} must be a table")
+        unknown = set(item) - {"rule", "reason", "expires", "name", *SUPPRESS_MATCHERS}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+        for key in ("rule", "reason"):
+            if not isinstance(item.get(key), str) or not item[key].strip():
+                raise ConfigError(f"{where}.{key} is required (a non-empty string)")
+        kw: dict[str, Any] = {}
+        for key in (*SUPPRESS_MATCHERS, "name"):
+            if key in item:
+                if not isinstance(item[key], str) or not item[key]:
+                    raise ConfigError(f"{where}.{key} must be a non-empty string")
+                kw[key] = item[key]
+        if "source" in kw:
+            try:
+                ipaddress.ip_network(kw["source"], strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.source: {kw['source']!r} is not an address or CIDR") from exc
+        if "expires" in item:
+            kw["expires_ms"] = _epoch_ms(item["expires"], f"{where}.expires")
+        return cls(rule=item["rule"], reason=item["reason"], **kw)
+
+
+def _epoch_ms(value: Any, where: str) -> int:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {value!r} is not an ISO 8601 time") from exc
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp() * 1000)
+    if isinstance(value, date):
+        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000)
+    raise ConfigError(f"{where} must be a time (TOML datetime, date or ISO 8601 string)")
+
+
 @dataclass(frozen=True)
 class Config:
     tolerance_seconds: int = 60
@@ -118,7 +198,7 @@ class Config:
     write_events: tuple[str, ...] = DEFAULT_WRITE_EVENTS
     logon_events: tuple[str, ...] = DEFAULT_LOGON_EVENTS
     claim: ClaimSpec = field(default_factory=ClaimSpec)
-    severity: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITY))
+    severity: dict[str, str] = field(default_factory=default_severity)
     disabled_rules: tuple[str, ...] = ()
     #: small files (under 1 MiB) per partition above which ingest merges them into a compacted file
     #: (larger files are merged in tiers by size: ``pipeline.plan_compaction``)
@@ -139,6 +219,12 @@ class Config:
     fleets: tuple[FleetGroup, ...] = ()
     #: flat configuration: a write's bucket region must be the session's region (see FleetGroup)
     match_region: bool = True
+    # findings: signals with the same rule and grouping key in one dedup window are one finding
+    dedup_minutes: int = 60
+    dedup_minutes_by_rule: dict[str, int] = field(default_factory=dict)
+    #: SNS/Security Hub: a growing finding is announced again at most once per this many minutes
+    update_minutes: int = 15
+    suppressions: tuple[Suppression, ...] = ()
 
     def __post_init__(self) -> None:
         if self.tolerance_seconds < 0:
@@ -152,6 +238,16 @@ class Config:
         for rule, sev in self.severity.items():
             if sev not in SEVERITIES:
                 raise ConfigError(f"severity.{rule}: {sev!r} is not one of {SEVERITIES}")
+
+        for rule, minutes in {"*": self.dedup_minutes, **self.dedup_minutes_by_rule}.items():
+            if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 1:
+                raise ConfigError(f"alerts.dedup_minutes ({rule}) must be a whole number of minutes >= 1")
+        if self.update_minutes < 0:
+            raise ConfigError("alerts.update_minutes must be >= 0")
+
+    def dedup_ms(self, rule: str) -> int:
+        """The rule's dedup window in milliseconds."""
+        return int(self.dedup_minutes_by_rule.get(rule, self.dedup_minutes)) * 60_000
 
     def fleet_groups(self) -> tuple[FleetGroup, ...]:
         """The groups the join scopes by: ``[[fleets]]``, or the flat ``[attribution]`` as one group."""
@@ -191,7 +287,6 @@ def _number(section: dict[str, Any], key: str, where: str, default: float) -> fl
 
 
 #: the defaults, declared once (the dataclass above); a file that omits a key gets the same value
-_D = Config()
 
 
 def _fleet_group(item: Any, i: int) -> FleetGroup:
@@ -220,7 +315,8 @@ def _fleet_group(item: Any, i: int) -> FleetGroup:
 
 
 def from_mapping(data: dict[str, Any]) -> Config:
-    known = {"attribution", "claims", "ingest", "alerts", "live", "logon_check", "lake", "fleets"}
+    _D = Config()  # noqa: N806 - the defaults (built here, not at import: the rules' severities are imported late)
+    known = {"attribution", "claims", "ingest", "alerts", "live", "logon_check", "lake", "fleets", "suppress"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown section(s): {sorted(unknown)}")
@@ -231,7 +327,7 @@ def from_mapping(data: dict[str, Any]) -> Config:
     live = data.get("live", {})
     lcheck = data.get("logon_check", {})
     lake = data.get("lake", {})
-    severity = dict(DEFAULT_SEVERITY)
+    severity = default_severity()
     for rule, sev in alerts.get("severity", {}).items():
         severity[rule] = str(sev).upper()
     disabled = list(_tuple_of_str(alerts, "disabled", "alerts", ()))
@@ -259,9 +355,21 @@ def from_mapping(data: dict[str, Any]) -> Config:
     match_region = att.get("match_region", _D.match_region)
     if not isinstance(match_region, bool):
         raise ConfigError("attribution.match_region must be true or false")
+    per_rule = alerts.get("dedup_minutes_per_rule", {})
+    if not isinstance(per_rule, dict):
+        raise ConfigError("alerts.dedup_minutes_per_rule must be a table (rule = minutes)")
+    entries = data.get("suppress", [])
+    if not isinstance(entries, list):
+        raise ConfigError("suppress must be an array of tables ([[suppress]])")
+    suppressions = tuple(Suppression.parse(e, f"suppress[{i}]") for i, e in enumerate(entries))
     return Config(
         fleets=fleets,
         match_region=match_region,
+        dedup_minutes=int(_number(alerts, "dedup_minutes", "alerts", _D.dedup_minutes)),
+        dedup_minutes_by_rule={str(k): int(_number(per_rule, k, "alerts.dedup_minutes_per_rule", 0))
+                               for k in per_rule},
+        update_minutes=int(_number(alerts, "update_minutes", "alerts", _D.update_minutes)),
+        suppressions=suppressions,
         tolerance_seconds=int(_number(att, "tolerance_seconds", "attribution", _D.tolerance_seconds)),
         roles=roles,
         fleet_cidrs=cidrs,

@@ -56,6 +56,8 @@ class IngestSummary:
     recomputed_days: list[str] = field(default_factory=list)
     alerts_opened: int = 0
     alerts_closed: int = 0
+    findings_opened: int = 0
+    findings_closed: int = 0
 
     def by_kind(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}

@@ -289,9 +289,10 @@ ATTRIBUTED_ACTIVITY_TABLE = TableSpec(
 ALERTS_TABLE = TableSpec(
     name="alerts",
     version=2,
-    title="Alert state changes (use alerts_latest for the current state)",
-    description="Every state change of every alert (append-only history). Use the view `alerts_latest` for the "
-                "current state.",
+    title="Signal (alert) state changes (use alerts_latest for the current state)",
+    description="Every state change of every signal: one alert per (rule, event) with its evidence (append-only "
+                "history). Signals are grouped into `findings`, which are what is published. Use the view "
+                "`alerts_latest` for the current state.",
     partition="the UTC date of the event that raised the alert",
     columns=(
         Column("alert_id", STR, "deterministic id: hash of rule and subject (event id or session id)"),
@@ -307,11 +308,56 @@ ALERTS_TABLE = TableSpec(
         Column("updated_at", TS, "when this row (state) was written"),
         # v2
         _ACCOUNT_ID, _REGION,
+        # v2: findings
+        Column("finding_id", STR, "the finding this signal belongs to (hash of rule, grouping key and dedup window)"),
+        Column("suppressed_by", STR, "the `[[suppress]]` entry that matched (its name or id); null: not suppressed. "
+                                     "Suppressed signals are kept but never published"),
     ),
     key=("alert_id",),
     version_column="updated_at",
     sort_keys=("event_time", "alert_id"),
     bloom_filters=("user_id",),
+    latest_view=True,
+)
+
+FINDINGS_TABLE = TableSpec(
+    name="findings",
+    version=1,
+    title="Findings: signals grouped by rule, grouping key and dedup window (use findings_latest)",
+    description="Every version of every finding (append-only history): the signals (`alerts`) of one rule with the "
+                "same grouping key in one dedup window, with their count, first and last event and a sample. "
+                "A finding closes when every signal in it is retracted. Use the view `findings_latest` for the "
+                "current state.",
+    partition="the UTC date of the start of the finding's dedup window",
+    columns=(
+        Column("finding_id", STR, "deterministic id: hash of rule, account, grouping key and window start"),
+        Column("rule", STR, "the detection rule"),
+        Column("severity", STR, "ASFF severity label (the highest of its signals)"),
+        Column("status", STR, "open, closed (every signal retracted) or suppressed (every open signal suppressed)"),
+        Column("status_reason", STR, "why the finding was closed or suppressed"),
+        Column("account_id", STR, "the AWS account of the signals, when they carry one"),
+        Column("group_key", STR, "the rule's grouping key, as `field=value; ...`"),
+        _PRINCIPAL_ARN, _SOURCE_IP, _USER_ID,
+        Column("claimed_session_id", STR, "the claimed session id, when it is part of the grouping key"),
+        Column("window_start", TS, "start of the dedup window (UTC, aligned to the epoch)"),
+        Column("window_end", TS, "end of the dedup window (exclusive)"),
+        Column("first_event_time", TS, "the earliest event among the counted signals"),
+        Column("last_event_time", TS, "the latest event among the counted signals"),
+        Column("event_count", pa.int64(), "how many signals are counted: the open unsuppressed ones (open), the "
+                                          "suppressed ones (suppressed), every retracted one (closed)"),
+        Column("suppressed_count", pa.int64(), "how many open signals of the finding are suppressed"),
+        Column("sample_event_ids", STRLIST, "up to 10 counted events, earliest first"),
+        Column("title", STR, "the rule's one-line title"),
+        Column("description", STR, "what the finding is, in words, with its earliest signal as an example"),
+        Column("previous_status", STR, "the status of the version before this one (null for the first)"),
+        Column("previous_updated_at", TS, "when the version before this one was written (null for the first)"),
+        Column("status_since", TS, "when the finding entered its current status"),
+        Column("created_at", TS, "when the finding was first written"),
+        Column("updated_at", TS, "when this row (version) was written"),
+    ),
+    key=("finding_id",),
+    version_column="updated_at",
+    sort_keys=("window_start", "finding_id"),
     latest_view=True,
 )
 
@@ -353,7 +399,7 @@ LIVE_POLLS_TABLE = TableSpec(
 #: every output table, in the order of the docs and the template
 CATALOG: dict[str, TableSpec] = {t.name: t for t in (
     S3_WRITES_TABLE, LOGONS_TABLE, SESSIONS_TABLE, APPLICATIONS_TABLE, ATTRIBUTED_ACTIVITY_TABLE, ALERTS_TABLE,
-    LIVE_SESSIONS_TABLE, LIVE_POLLS_TABLE)}
+    FINDINGS_TABLE, LIVE_SESSIONS_TABLE, LIVE_POLLS_TABLE)}
 
 # -- derived views of the catalog (the names the rest of the code imports) ------------------------
 TABLES: dict[str, pa.Schema] = {name: t.schema for name, t in CATALOG.items()}
@@ -363,6 +409,7 @@ SESSIONS = SESSIONS_TABLE.schema
 APPLICATIONS = APPLICATIONS_TABLE.schema
 ATTRIBUTED_ACTIVITY = ATTRIBUTED_ACTIVITY_TABLE.schema
 ALERTS = ALERTS_TABLE.schema
+FINDINGS = FINDINGS_TABLE.schema
 LIVE_SESSIONS = LIVE_SESSIONS_TABLE.schema
 LIVE_POLLS = LIVE_POLLS_TABLE.schema
 

@@ -7,6 +7,7 @@ the same TOML-shaped mapping that ``auditcorr.config.from_mapping`` validates fo
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ CONFIG_ENV: dict[str, tuple[str, str, str]] = {
     "AUDITCORR_LIVE_FRESHNESS_SECONDS": ("live", "freshness_seconds", "int"),
     "AUDITCORR_LOGON_WINDOW_HOURS": ("logon_check", "window_hours", "float"),
     "AUDITCORR_LOGON_MISMATCH_WINDOW_SECONDS": ("logon_check", "mismatch_window_seconds", "int"),
+    "AUDITCORR_DEDUP_MINUTES": ("alerts", "dedup_minutes", "int"),
+    "AUDITCORR_FINDING_UPDATE_MINUTES": ("alerts", "update_minutes", "int"),
+    "AUDITCORR_SUPPRESSIONS": ("", "suppress", "json"),
 }
 #: read by ``poll_sessions`` only (``auditcorr_aws.appstream.LivePoller.from_env``): the
 #: ``stack:fleet,...`` pairs to poll; empty -- discover them. Not part of :data:`CONFIG_ENV` because the
@@ -53,7 +57,7 @@ def _split(value: str) -> list[str]:
 
 def config_mapping(env: Mapping[str, str]) -> dict[str, Any]:
     """The TOML-shaped mapping the environment describes (unset or empty variables: defaults)."""
-    data: dict[str, dict[str, Any]] = {}
+    data: dict[str, Any] = {}
     for var, (section, key, kind) in CONFIG_ENV.items():
         raw = env.get(var, "").strip()
         if not raw:
@@ -68,11 +72,16 @@ def config_mapping(env: Mapping[str, str]) -> dict[str, Any]:
                 value = int(raw)
             elif kind == "float":
                 value = float(raw)
+            elif kind == "json":
+                value = json.loads(raw)
             else:
                 value = raw
         except ValueError as exc:
             raise ConfigError(f"{var}: {raw!r} is not a valid {kind}") from exc
-        data.setdefault(section, {})[key] = value
+        if section:
+            data.setdefault(section, {})[key] = value
+        else:  # a top-level key ([[suppress]])
+            data[key] = value
     return data
 
 

@@ -1,5 +1,6 @@
-"""Alert merge: the alerts a computation raised, reconciled with the previous versions of the alerts
-on the same events (new ones opened, vanished ones closed with a reason, nothing deleted)."""
+"""Alert merge: the signals a computation raised, reconciled with the previous versions of the
+signals on the same events (new ones opened, vanished ones closed with a reason, nothing deleted),
+then the findings they belong (or belonged) to recomputed from their signals' latest rows."""
 
 from __future__ import annotations
 
@@ -10,21 +11,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .. import rules
+from .. import findings, rules
 from ..arrow import one_array
+from ..attribution import DAY_MS
+from ..config import Config
 from ..counts import IngestSummary
 from ..lake import Lake, keep_latest
-from ..schemas import TABLES, conform
-from ..timeparse import dt_column
+from ..schemas import ALERTS, TABLES, conform
+from ..timeparse import day_string, dt_column
 from .compaction import Compactor
 from .load import FileColumns
 
 
 class AlertMerge:
-    def __init__(self, lake: Lake, columns: FileColumns, compactor: Compactor) -> None:
+    def __init__(self, lake: Lake, columns: FileColumns, compactor: Compactor, config: Config | None = None) -> None:
         self.lake = lake
         self.columns = columns
         self.compactor = compactor
+        self.config = config or Config()
 
     def merge(self, raised: pa.Table, scope: list[str] | pa.ChunkedArray | pa.Array, rules_in_scope: list[str],
               dts: pa.Array, name: str, now: int, summary: IngestSummary | None, whole_days: bool = False) -> None:
@@ -39,14 +43,55 @@ class AlertMerge:
         days = pc.unique(dts).to_pylist()
         prev = self.lake.read("alerts", days) if ids is None else self.read_where_in("alerts", days, "event_id", ids)
         prev = prev.drop_columns(["dt"]) if "dt" in prev.column_names else prev
+        raised = findings.assign(conform(raised, ALERTS), self.config)
         changed = rules.reconcile(prev, raised, scope, now, rules_in_scope=rules_in_scope)
         if changed.num_rows:
             self.lake.write_partitioned("alerts", name, changed, dt_column(changed.column("event_time")))
             if summary is not None:
                 summary.alerts_opened += int(pc.sum(pc.equal(changed.column("status"), rules.OPEN)).as_py() or 0)
                 summary.alerts_closed += int(pc.sum(pc.equal(changed.column("status"), rules.CLOSED)).as_py() or 0)
+        # every finding these signals belong or belonged to, recomputed from its signals (state, not
+        # increments: a retry after a crash between the two writes repairs the findings)
+        touched = pa.concat_tables([conform(prev, ALERTS), raised])
+        self.update_findings(touched, name, now, summary)
         for dt in days:
             self.compactor.maybe_compact("alerts", dt)
+
+    def update_findings(self, touched: pa.Table, name: str, now: int, summary: IngestSummary | None) -> None:
+        """Recompute the findings of the ``touched`` signals (ALERTS rows: their ``finding_id``,
+        ``rule`` and ``event_time`` say which findings and which days hold their signals)."""
+        touched = touched.filter(pc.is_valid(touched.column("finding_id")))
+        if touched.num_rows == 0:
+            return
+        ids = pc.unique(_strings(touched.column("finding_id")))
+        starts = findings.window_starts(touched, self.config).to_numpy(zero_copy_only=False)
+        ends = starts + np.array([self.config.dedup_ms(r) for r in touched.column("rule").to_pylist()],
+                                 dtype=np.int64) - 1
+        signal_days = sorted({day_string(d) for lo, hi in {(int(a) // DAY_MS, int(b) // DAY_MS)
+                                                              for a, b in zip(starts, ends, strict=True)}
+                              for d in range(lo, hi + 1)})
+        have = set(self.lake.partitions("alerts"))
+        signals = self.read_where_in("alerts", [d for d in signal_days if d in have], "finding_id", ids)
+        state = findings.aggregate(signals.drop_columns(["dt"]), self.config)
+        # a finding's partition is its window's start day: under this configuration, or (a signal
+        # regrouped by a configuration change) under an earlier one -- the event's day or the one before
+        ev_days = {int(d) for d in np.unique(touched.column("event_time").cast(pa.int64())
+                                             .to_numpy(zero_copy_only=False) // DAY_MS)}
+        finding_days = sorted({day_string(int(a) // DAY_MS) for a in set(starts.tolist())}
+                              | {day_string(d + k) for d in ev_days for k in (-1, 0)})
+        have = set(self.lake.partitions("findings"))
+        prev = self.read_where_in("findings", [d for d in finding_days if d in have], "finding_id", ids)
+        changed = findings.merge(prev.drop_columns(["dt"]), state, now)
+        if changed.num_rows == 0:
+            return
+        self.lake.write_partitioned("findings", name, changed, dt_column(changed.column("window_start")))
+        if summary is not None:
+            opened = pc.and_(pc.equal(changed.column("status"), rules.OPEN),
+                             pc.fill_null(pc.not_equal(changed.column("previous_status"), rules.OPEN), True))
+            summary.findings_opened += int(pc.sum(opened).as_py() or 0)
+            summary.findings_closed += int(pc.sum(pc.equal(changed.column("status"), rules.CLOSED)).as_py() or 0)
+        for dt in pc.unique(dt_column(changed.column("window_start"))).to_pylist():
+            self.compactor.maybe_compact("findings", dt)
 
     def read_where_in(self, table: str, dts: Iterable[str], column: str, values: pa.Array) -> pa.Table:
         """``lake.read(table, dts, filter=pc.field(column).isin(values))`` (the same rows, in the same

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import logon_check, rules, scope_rules
+from .. import logon_check, rules
 from ..attribution import DAY_MS, PENDING, attribute
 from ..attribution.inputs import AttributionInputs
 from ..attribution.scope import UNKNOWN, Scopes
@@ -35,6 +35,7 @@ from ..ingest.cloudtrail import UnreadableObject, parse_cloudtrail
 from ..ingest.inflate import DEFAULT_MAX_INFLATED
 from ..ingest.usage import parse_usage_report
 from ..lake import SORT_KEYS, Lake, input_id
+from ..rules import scope as scope_rules
 from ..schemas import conform
 from ..timeparse import day_number, day_string, dt_column
 from .alert_merge import AlertMerge
@@ -85,7 +86,7 @@ class Pipeline:
         self.columns = FileColumns(lake)
         self.manifests = Manifests(lake)
         self.compactor = Compactor(lake, config, self.times)
-        self.alerts = AlertMerge(lake, self.columns, self.compactor)
+        self.alerts = AlertMerge(lake, self.columns, self.compactor, config)
         self.inputs = AttributionInputs(lake, config, clock)
         self.scopes = Scopes(config)
         #: most an object may inflate to (bytes): the configuration's, else the parsers' default

@@ -22,21 +22,54 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .attribution import DAY_MS, EXTERNAL, AttributionResult
-from .config import Config
-from .rules import ALERT_IN, OPEN, alert_id
-from .schemas import ALERTS, conform
-from .timeparse import day_string
-
-RULES = ("fleet_credentials_via_service", "usage_report_missing")
+from ..attribution import DAY_MS, EXTERNAL, AttributionResult
+from ..config import Config
+from ..timeparse import day_string
+from .base import ALERT_IN, ALERTS, OPEN, Rule, alert_id, conform
+from .writes import WriteFacts
 
 #: a ``sourceIPAddress`` that names an AWS service rather than an address
 SERVICE_SOURCE = r"^(?:[a-z0-9-]+\.)+amazonaws\.com$|^AWS Internal$"
 
-TITLES = {
-    "fleet_credentials_via_service": "Fleet role credentials used through an AWS service that does not claim the call",
-    "usage_report_missing": "AppStream usage report missing: fleet writes cannot be attributed",
-}
+def fleet_credentials_via_service(f: WriteFacts) -> np.ndarray:
+    """A write by an attributed role from a service name or ``AWS Internal`` that no service claims."""
+    act = f.res.activity
+    service = pc.fill_null(pc.match_substring_regex(act.column("source_ip"), SERVICE_SOURCE), False)
+    return (f.status == EXTERNAL) & service.to_numpy(zero_copy_only=False) & ~f.res.invoked_by
+
+
+def usage_report_missing(f: WriteFacts) -> np.ndarray:
+    """A fleet write waiting for its own day's sessions report, which is overdue (per write; the alert
+    is one per scope and day)."""
+    return np.asarray(f.res.report_overdue, dtype=bool)
+
+
+DEFINITIONS: tuple[Rule, ...] = (
+    Rule(
+        "fleet_credentials_via_service", "scope", "HIGH",
+        "Fleet role credentials used through an AWS service that does not claim the call",
+        "{event_name} s3://{bucket}/{key} by {principal_arn} came from '{source_ip}', a service and not an "
+        "address, and no service claims the call (no invokedBy): fleet instance credentials used outside the "
+        "fleet through a service.",
+        group_by=("principal_arn", "source_ip"),
+        waits_for="nothing: the CloudTrail record alone shows it",
+        asff_types=("TTPs/Credential Access", "Unusual Behaviors/User"),
+        predicate=fleet_credentials_via_service,
+    ),
+    Rule(
+        "usage_report_missing", "scope", "MEDIUM",
+        "AppStream usage report missing: fleet writes cannot be attributed",
+        "No AppStream sessions report for {day} in account {account_id} ({region}) although later reports and "
+        "CloudTrail have arrived: {count} fleet write(s) of that day stay pending until it comes.",
+        group_by=("event_id",),
+        waits_for="a report two or more days later and the scope's CloudTrail past the day's end plus the grace",
+        asff_types=("Software and Configuration Checks/AWS Security Best Practices",),
+        predicate=usage_report_missing,
+    ),
+)
+RULE_IDS: tuple[str, ...] = tuple(r.id for r in DEFINITIONS)
+RULES = RULE_IDS
+TITLES = {r.id: r.title for r in DEFINITIONS}
 
 
 def report_subject(scope: str, day: int) -> str:
@@ -48,9 +81,7 @@ def via_service_alerts(res: AttributionResult, config: Config) -> pa.Table:
     act = res.activity
     if act.num_rows == 0 or not config.rule_enabled(rule):
         return ALERT_IN.empty_table()
-    status = act.column("status").to_numpy(zero_copy_only=False)
-    service = pc.fill_null(pc.match_substring_regex(act.column("source_ip"), SERVICE_SOURCE), False)
-    mask = (status == EXTERNAL) & service.to_numpy(zero_copy_only=False) & ~res.invoked_by
+    mask = fleet_credentials_via_service(WriteFacts(res, config))
     if not mask.any():
         return ALERT_IN.empty_table()
     sub = act.filter(pa.array(mask))
@@ -73,9 +104,12 @@ def via_service_alerts(res: AttributionResult, config: Config) -> pa.Table:
 def report_missing_alerts(res: AttributionResult, config: Config) -> pa.Table:
     rule = "usage_report_missing"
     act = res.activity
-    if act.num_rows == 0 or not config.rule_enabled(rule) or not res.report_overdue.any():
+    if act.num_rows == 0 or not config.rule_enabled(rule):
         return ALERT_IN.empty_table()
-    rows_idx = np.nonzero(res.report_overdue)[0]
+    overdue = usage_report_missing(WriteFacts(res, config))
+    if not overdue.any():
+        return ALERT_IN.empty_table()
+    rows_idx = np.nonzero(overdue)[0]
     t = pa.table({
         "scope": res.scope.take(pa.array(rows_idx)),
         "day": pa.array(act.column("event_time").take(pa.array(rows_idx)).cast(pa.int64()).to_numpy(
