@@ -120,11 +120,20 @@ def run_ingest(pipe: Pipeline, paths: list[str], summary: IngestSummary | None =
 
             summary.files.append(FileOutcome(source=str(path), kind="unreadable", error=f"cannot read: {exc.strerror}"))
             continue
-        out = pipe.ingest_object(str(path), data, summary=summary)
+        out = pipe.ingest_object(str(path), data, summary=summary, metadata=_digest_sidecar(path))
         summary.files.append(out)
         if echo and out.error:
             echo(f"rejected {path}: {out.error}")
     return summary
+
+
+def _digest_sidecar(path: Any) -> dict[str, Any] | None:
+    """A digest's saved ``head-object`` output (``<digest>.metadata.json``), if there is one."""
+    from auditcorr.integrity.local import METADATA_SUFFIX, sidecar_document
+
+    if "CloudTrail-Digest" not in str(path):
+        return None
+    return sidecar_document(path.with_name(path.name + METADATA_SUFFIX))
 
 
 lake_opt = click.option("--lake", default=DEFAULT_LAKE, show_default=True, help="lake folder (or s3://bucket/prefix)")

@@ -40,6 +40,12 @@ DEFAULT_SEVERITY = {
     "unattributed_activity": "MEDIUM",
     "session_without_logon": "MEDIUM",
     "logon_user_mismatch": "HIGH",
+    # CloudTrail log file integrity (auditcorr.integrity.alerts; docs/reliability.md)
+    "log_file_modified": "CRITICAL",
+    "log_file_missing": "HIGH",
+    "digest_signature_invalid": "CRITICAL",
+    "digest_chain_broken": "HIGH",
+    "digest_chain_gap": "MEDIUM",
 }
 
 
@@ -108,6 +114,12 @@ class Config:
     # logon cross-check
     logon_window_hours: float = 12.0
     logon_mismatch_window_seconds: int = 300
+    # CloudTrail log file integrity (digest validation)
+    #: validate digests and hash log files at ingest (``[integrity] enabled``)
+    integrity_enabled: bool = True
+    #: local CloudTrail public keys: ``<fingerprint>.pem``/``.der`` files or saved ``list-public-keys``
+    #: JSON (``[integrity] public_keys_dir``); on AWS the keys come from ``ListPublicKeys``
+    integrity_public_keys_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.tolerance_seconds < 0:
@@ -157,7 +169,7 @@ _D = Config()
 
 
 def from_mapping(data: dict[str, Any]) -> Config:
-    known = {"attribution", "claims", "ingest", "alerts", "live", "logon_check", "lake"}
+    known = {"attribution", "claims", "ingest", "alerts", "live", "logon_check", "lake", "integrity"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown section(s): {sorted(unknown)}")
@@ -168,6 +180,13 @@ def from_mapping(data: dict[str, Any]) -> Config:
     live = data.get("live", {})
     lcheck = data.get("logon_check", {})
     lake = data.get("lake", {})
+    integ = data.get("integrity", {})
+    keys_dir = integ.get("public_keys_dir", _D.integrity_public_keys_dir)
+    if keys_dir is not None and not isinstance(keys_dir, str):
+        raise ConfigError("integrity.public_keys_dir must be a string (a folder)")
+    enabled = integ.get("enabled", _D.integrity_enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigError("integrity.enabled must be true or false")
     severity = dict(DEFAULT_SEVERITY)
     for rule, sev in alerts.get("severity", {}).items():
         severity[rule] = str(sev).upper()
@@ -200,6 +219,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
         logon_window_hours=float(_number(lcheck, "window_hours", "logon_check", _D.logon_window_hours)),
         logon_mismatch_window_seconds=int(
             _number(lcheck, "mismatch_window_seconds", "logon_check", _D.logon_mismatch_window_seconds)),
+        integrity_enabled=enabled,
+        integrity_public_keys_dir=keys_dir or None,
     )
 
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from ..config import Config
 from ..counts import FileOutcome
+from ..integrity.gzipstream import OK, TRAILING_DATA, GzipHash, inflate_and_hash
 from ..schemas import LOGONS, S3_WRITES, conform
 from ..timeparse import parse_column
 
@@ -33,11 +34,18 @@ class DigestObject(UnreadableObject):
     """The body is a CloudTrail digest file (recognised by its content): skipped, not quarantined."""
 
 
+#: largest inflated CloudTrail object read (CloudTrail's own files are far smaller)
+MAX_INFLATED_BYTES = 1 << 30
+
+
 @dataclass
 class ParsedCloudTrail:
     writes: pa.Table
     logons: pa.Table
     outcome: FileOutcome
+    #: SHA-256 of the uncompressed content as CloudTrail hashes it (first gzip member), with the gzip
+    #: outcome; computed while inflating for the parse (integrity validation, ADR 0007)
+    log_hash: GzipHash | None = None
 
 
 def decode_body(data: bytes) -> bytes:
@@ -47,6 +55,18 @@ def decode_body(data: bytes) -> bytes:
         except (EOFError, OSError, zlib.error) as exc:
             raise UnreadableObject(f"corrupt or truncated gzip ({type(exc).__name__})") from exc
     return data
+
+
+def decode_and_hash(data: bytes) -> tuple[bytes, GzipHash | None]:
+    """``decode_body`` that also hashes the uncompressed content on the way (one inflate)."""
+    if data[:2] != b"\x1f\x8b":
+        return data, None
+    content, digest = inflate_and_hash(data, max_inflated_bytes=MAX_INFLATED_BYTES)
+    if content is not None and digest.outcome == OK:
+        return content, digest
+    if content is not None and digest.outcome == TRAILING_DATA:
+        return decode_body(data), digest  # every member, as before (the hash says it is not as delivered)
+    return decode_body(data), digest  # raises UnreadableObject for corrupt or truncated gzip
 
 
 def is_digest(path: str, body: Any = None) -> bool:
@@ -240,9 +260,10 @@ def _logon_fields(rec: dict[str, Any], name: str) -> dict[str, Any]:
 
 def parse_cloudtrail(data: bytes, source: str, config: Config) -> ParsedCloudTrail:
     """Parse one CloudTrail object.  Raises UnreadableObject when nothing in it can be read."""
-    body = decode_body(data)
+    body, log_hash = decode_and_hash(data)
     fast = _parse_fast(body, source, config)
     if fast is not None:
+        fast.log_hash = log_hash
         return fast
     outcome = FileOutcome(source=source, kind="cloudtrail")
     try:
@@ -251,12 +272,12 @@ def parse_cloudtrail(data: bytes, source: str, config: Config) -> ParsedCloudTra
         # a digest file outside a CloudTrail-Digest/ folder: recognised, skipped, nothing to read
         outcome.kind = "digest"
         outcome.note = "digest file (recognised by its content): not an event log, skipped"
-        return ParsedCloudTrail(S3_WRITES.empty_table(), LOGONS.empty_table(), outcome)
+        return ParsedCloudTrail(S3_WRITES.empty_table(), LOGONS.empty_table(), outcome, log_hash)
     outcome.records_in = len(records)
     w_rows, l_rows = _extract(records, source, config, outcome)
     writes = _to_table(w_rows, S3_WRITES, outcome)
     logons = _to_table(l_rows, LOGONS, outcome)
-    return ParsedCloudTrail(writes, logons, outcome)
+    return ParsedCloudTrail(writes, logons, outcome, log_hash)
 
 
 def _parse_fast(body: bytes, source: str, config: Config) -> ParsedCloudTrail | None:

@@ -98,3 +98,26 @@ def inflate_bounded(data: bytes, *, max_inflated_bytes: int) -> bytes:
     if outcome != OK:
         raise InflateError(outcome)
     return b"".join(parts)
+
+
+def inflate_and_hash(data: bytes, *, max_inflated_bytes: int) -> tuple[bytes | None, GzipHash]:
+    """Whole gzip ``data`` -> (the first member's content, its hash), in one pass: for callers that
+    need the content anyway (the CloudTrail parser), so a log file is inflated once, not twice.
+
+    The content is None unless the outcome is ``ok`` or ``trailing_data`` (then it is the first
+    member only; a caller that reads every member, as ``gzip.decompress`` does, inflates again --
+    rare: CloudTrail writes one member)."""
+    if data[:2] != b"\x1f\x8b":
+        return None, GzipHash(CORRUPT, None, 0)
+    inflater = zlib.decompressobj(_GZIP_WBITS)
+    try:
+        content = inflater.decompress(data, max_inflated_bytes + 1)
+    except zlib.error:
+        return None, GzipHash(CORRUPT, None, 0)
+    if len(content) > max_inflated_bytes:
+        return None, GzipHash(TOO_LARGE, None, len(content))
+    if not inflater.eof:
+        return None, GzipHash(TRUNCATED, None, len(content))
+    if inflater.unused_data:
+        return content, GzipHash(TRAILING_DATA, None, len(content))
+    return content, GzipHash(OK, hashlib.sha256(content).hexdigest(), len(content))

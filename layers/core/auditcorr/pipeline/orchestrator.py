@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +29,8 @@ from ..config import Config
 from ..counts import FileOutcome, IngestSummary
 from ..ingest.cloudtrail import UnreadableObject, parse_cloudtrail
 from ..ingest.usage import parse_usage_report
+from ..integrity import hash_gzip_stream, metadata_from_head_object
+from ..integrity.stage import IntegrityStage, KeyFetcher, update_activity
 from ..lake import SORT_KEYS, Lake, input_id
 from ..schemas import conform
 from ..timeparse import day_string, dt_column
@@ -48,7 +50,8 @@ def wall_clock() -> int:
 
 
 class Pipeline:
-    def __init__(self, lake: Lake, config: Config, clock: Clock = wall_clock) -> None:
+    def __init__(self, lake: Lake, config: Config, clock: Clock = wall_clock,
+                 key_fetcher: KeyFetcher | None = None) -> None:
         self.lake = lake
         self.config = config
         self.clock = clock
@@ -58,24 +61,34 @@ class Pipeline:
         self.compactor = Compactor(lake, config, self.times)
         self.alerts = AlertMerge(lake, self.columns, self.compactor)
         self.inputs = AttributionInputs(lake, config, clock)
+        self.integrity = _integrity_stage(self, key_fetcher) if config.integrity_enabled else None
 
     # -- entry points --------------------------------------------------------------------------
     def ingest_object(self, source: str, data: bytes, etag: str | None = None,
-                      summary: IngestSummary | None = None) -> FileOutcome:
-        """Ingest one object; never raises for bad input (the outcome says what happened)."""
+                      summary: IngestSummary | None = None, metadata: Mapping[str, object] | None = None,
+                      bucket: str | None = None) -> FileOutcome:
+        """Ingest one object; never raises for bad input (the outcome says what happened).
+        ``metadata``/``bucket``: a digest's S3 user metadata (its signature) and the bucket it was read from."""
         kind = classify(source)
-        if kind in ("digest", "insight"):
+        if kind == "insight" or kind == "digest_metadata" or (kind == "digest" and self.integrity is None):
             return FileOutcome(source=source, kind=kind, note=f"{kind} file: not an event log, skipped")
-        iid = input_id(source, data, etag)
+        # a digest delivered again with other metadata (a signature) is a new input
+        signature = metadata_from_head_object(metadata).signature if metadata is not None else None
+        iid = input_id(source + ("#" + signature if signature else ""), data, etag)
         done = self.manifests.already(source, kind, iid)
         if done is not None:
             return done
         try:
-            if kind == "cloudtrail":
+            if kind == "digest" and self.integrity is not None:
+                out = self.integrity.digest(source, data, metadata, bucket, f"integrity-{iid}", summary)
+            elif kind == "cloudtrail":
                 out = self._ingest_cloudtrail(source, data, iid, summary)
             else:
                 out = self._ingest_report(source, data, iid, None if kind == "usage_report" else kind, summary)
         except UnreadableObject as exc:
+            if kind == "cloudtrail" and self.integrity is not None:  # a log file that cannot be read is kept too
+                self.integrity.log_file(source, hash_gzip_stream([data], max_inflated_bytes=1 << 30),
+                                        f"integrity-{iid}", summary)
             self.quarantine(source, data, iid, str(exc))
             log.warning("input rejected", extra={"input_id": iid, "reason": str(exc)})
             return FileOutcome(source=source, kind=kind if kind != "usage_report" else "sessions_report",
@@ -99,12 +112,15 @@ class Pipeline:
         t0 = self.times.add("parse", t0)
         out = parsed.outcome
         name = f"part-{iid}"
+        integrity = self.integrity.log_file(source, parsed.log_hash, f"integrity-{iid}", summary) \
+            if self.integrity is not None else None
+        t0 = self.times.add("integrity", t0)
         new_writes = load_events(self.lake, self.columns, "s3_writes", parsed.writes, name, out)
         new_logons = load_events(self.lake, self.columns, "logons", parsed.logons, name, out)
         t0 = self.times.add("write", t0)
         compacting = self.times.seconds.get("compact", 0.0)
         if new_writes.num_rows:
-            self._attribute_and_alert(new_writes, name, summary, whole_days=False)
+            self._attribute_and_alert(new_writes, name, summary, whole_days=False, log_integrity=integrity)
         if new_logons.num_rows:  # logons later than the report of the sessions they open
             self.recheck_logons(new_logons, f"logoncheck-{iid}", summary)
         # the compactions of attributed_activity and alerts run in there: they count as "compact"
@@ -163,7 +179,8 @@ class Pipeline:
                 summary.recomputed_days.append(dt)
 
     def _attribute_and_alert(self, writes: pa.Table, name: str, summary: IngestSummary | None,
-                             whole_days: bool, replace_files: list[str] | None = None) -> None:
+                             whole_days: bool, replace_files: list[str] | None = None,
+                             log_integrity: str | None = None) -> None:
         now = self.clock()
         days = sorted({int(d) for d in np.unique(
             writes.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False) // DAY_MS)})
@@ -174,6 +191,9 @@ class Pipeline:
         act = res.activity
         if replace_files:
             act = carry_previous(act, self.lake.read("attributed_activity", files=replace_files))
+        if log_integrity is not None:  # every write here was read from one log file
+            act = act.set_column(act.schema.get_field_index("log_integrity"), "log_integrity",
+                                 pa.array([log_integrity] * act.num_rows, pa.string()))
         dts = dt_column(act.column("event_time"))
         written = self.lake.write_partitioned("attributed_activity", name, act, dts)
         if replace_files:
@@ -243,3 +263,21 @@ class Pipeline:
 
     def compact(self, table: str, dt: str, files: list[str]) -> str:
         return self.compactor.compact(table, dt, files)
+
+
+def _integrity_stage(pipe: Pipeline, key_fetcher: KeyFetcher | None) -> IntegrityStage:
+    """The integrity stage wired to this pipeline's alert merge, compaction and activity table."""
+    local_keys = None
+    if pipe.config.integrity_public_keys_dir:
+        from pathlib import Path
+
+        from ..integrity.local import load_key_directory
+
+        local_keys = load_key_directory(Path(pipe.config.integrity_public_keys_dir))
+
+    def update(by_source: dict[str, str], days: list[str], name: str, now: int) -> None:
+        for dt in update_activity(pipe.lake, pipe.alerts.read_where_in, by_source, days, name, now):
+            pipe.maybe_compact("attributed_activity", dt)
+
+    return IntegrityStage(pipe.lake, pipe.config, pipe.clock, pipe.alerts.merge, update, pipe.maybe_compact,
+                          key_fetcher=key_fetcher, local_keys=local_keys)
