@@ -200,3 +200,30 @@ def test_without_the_key_digests_are_unverifiable_and_raise_nothing(tmp_path, si
     assert {r["status"] for r in digests} == {"unverifiable"}
     assert {r["signature_status"] for r in digests} == {"no_key"}
     assert w.alerts() == {}
+
+
+def test_cli_ingest_reads_sidecars_and_who_shows_the_evidence(tmp_path, signer, clean):
+    from click.testing import CliRunner
+
+    from auditcorr_cli.main import main
+
+    victim = clean.log_keys[5]
+    clean.objects[victim] = gzip.compress(clean.contents[victim].replace(b"obj/", b"obx/"), mtime=0)
+    root = clean.write(tmp_path / "bucket")
+    keys = tmp_path / "keys"
+    signer.write_key(keys)
+    (tmp_path / "c.toml").write_text(f'[integrity]\npublic_keys_dir = "{keys}"\n')
+    lake = str(tmp_path / "lake")
+    runner = CliRunner()
+    res = runner.invoke(main, ["ingest", "--lake", lake, "--config", str(tmp_path / "c.toml"), str(root)])
+    assert res.exit_code == 0, res.output
+    rows = {r["rel_key"]: r for r in Lake.open(lake).read("log_file_integrity").to_pylist()}
+    assert {r["signature_status"] for r in rows.values() if r["file_kind"] == "digest"} == {"valid"}
+    good = clean.log_keys[0]
+    key = orjson.loads(clean.contents[good])["Records"][0]["requestParameters"]["key"]
+    out = runner.invoke(main, ["who", "--lake", lake, "--bucket", "research-data", "--key", key]).output
+    digest = next(d for d, ks in clean.logs_by_digest.items() if good in ks)
+    assert f"evidence: log file verified by digest {root / digest}" in out
+    bad_key = orjson.loads(gzip.decompress(clean.objects[victim]))["Records"][0]["requestParameters"]["key"]
+    out = runner.invoke(main, ["who", "--lake", lake, "--bucket", "research-data", "--key", bad_key]).output
+    assert "evidence: log file MODIFIED (hash_mismatch)" in out
