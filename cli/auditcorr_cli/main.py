@@ -19,6 +19,8 @@ from auditcorr.lake import Lake
 from auditcorr.pipeline import Pipeline
 from auditcorr.sources import walk
 
+from .evidence import evidence
+
 DEFAULT_LAKE = "./lake"
 
 
@@ -338,3 +340,6 @@ def demo(keep: str | None, seed: int) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+main.add_command(evidence)  # auditcorr evidence [verify]: cli/auditcorr_cli/evidence.py
