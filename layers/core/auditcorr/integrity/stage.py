@@ -55,8 +55,9 @@ _NOT_AS_DELIVERED = (TRAILING_DATA, TRUNCATED, CORRUPT)
 _COMPARED = ("object_key", "digest_key", "expected_sha256", "actual_sha256", "status", "reason",
              "signature_status", "trust_source", "chain_status", "chain_reason", "missing_before")
 
-#: ``(region) -> list-public-keys output`` (the AWS adapter's ``ListPublicKeys``); None locally
-KeyFetcher = Callable[[str], Mapping[str, object]]
+#: ``(region, start, end) -> list-public-keys output`` (the AWS adapter's ``ListPublicKeys`` for the keys
+#: used in that window); None locally
+KeyFetcher = Callable[[str, datetime, datetime], Mapping[str, object]]
 #: ``(alerts raised, subjects in scope, rules, dts, name, now, summary, closed_reason)``: the alert merge
 AlertSink = Callable[..., None]
 
@@ -130,12 +131,13 @@ class IntegrityStage:
             self._keys = ring
         return self._keys
 
-    def _ensure_key(self, fingerprint: str, region: str) -> None:
-        """Fetch ``ListPublicKeys`` for ``region`` once when a digest names an unknown key; cache the keys."""
-        if self.key_fetcher is None or self.keys.get(fingerprint) is not None or region in self._fetched:
+    def _ensure_key(self, fingerprint: str, region: str, start: datetime, end: datetime) -> None:
+        """Ask ``ListPublicKeys`` (once per fingerprint and process) when a digest names a key not yet
+        known; cache the keys it returns in the lake."""
+        if self.key_fetcher is None or self.keys.get(fingerprint) is not None or fingerprint in self._fetched:
             return
-        self._fetched.add(region)
-        doc = self.key_fetcher(region)
+        self._fetched.add(fingerprint)
+        doc = self.key_fetcher(region, start, end)
         fresh = KeyRing()
         fresh.add_list_public_keys(doc)
         items = doc.get("PublicKeyList") or []
@@ -186,7 +188,8 @@ class IntegrityStage:
                                                  "metadata": _meta_doc(meta)})
         seen = digest_seen(source, data, meta, bucket=bucket)
         if seen.parsed is not None:
-            self._ensure_key(seen.parsed.digest.public_key_fingerprint, k.region)
+            d = seen.parsed.digest
+            self._ensure_key(d.public_key_fingerprint, k.region, d.digest_start_time, d.digest_end_time)
         self._note_first(k.account, k.region, k.end_time)
         status, reason = self.revalidate(k.account, k.region, k.end_time, name, summary).get(k.rel, ("?", None))
         out.note = f"digest: {status}" + (f" ({reason})" if reason else "")
