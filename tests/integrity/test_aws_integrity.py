@@ -96,3 +96,13 @@ def test_a_moved_digest_is_caught_by_the_bucket_it_was_read_from(aws_env, tmp_pa
     rows = [r for r in lake.read("log_file_integrity").to_pylist() if r["file_kind"] == "digest"]
     assert {r["signature_status"] for r in rows} == {"moved"}
     assert {a["rule"] for a in lake.read("alerts").to_pylist()} == {"digest_signature_invalid"}
+
+
+def test_a_refused_listpublickeys_leaves_digests_unverifiable_not_failed(aws_env, tmp_path, signer):
+    client = boto3.client("cloudtrail", region_name="eu-west-1")
+    stub = Stubber(client)
+    stub.add_client_error("list_public_keys", service_error_code="AccessDeniedException", http_status_code=403)
+    stub.activate()
+    fetch = key_fetcher(lambda region: client)
+    assert fetch("eu-west-1", T0, T0 + timedelta(hours=1)) == {"PublicKeyList": []}
+    stub.assert_no_pending_responses()
