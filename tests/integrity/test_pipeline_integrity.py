@@ -227,3 +227,20 @@ def test_cli_ingest_reads_sidecars_and_who_shows_the_evidence(tmp_path, signer, 
     bad_key = orjson.loads(gzip.decompress(clean.objects[victim]))["Records"][0]["requestParameters"]["key"]
     out = runner.invoke(main, ["who", "--lake", lake, "--bucket", "research-data", "--key", bad_key]).output
     assert "evidence: log file MODIFIED (hash_mismatch)" in out
+
+
+@pytest.mark.parametrize("body", [b"", b"not gzip", gzip.compress(b"[1, 2]"), gzip.compress(b"{}")[:-3]])
+def test_a_digest_that_cannot_be_read_is_kept_and_flagged_never_raises(tmp_path, signer, clean, body):
+    w = World(tmp_path, signer, clean)
+    key = clean.digest_keys[1]
+    out = w.pipe.ingest_object(key, body, metadata=clean.metadata[key])
+    assert out.error is None and out.note.startswith("digest: invalid")
+    assert w.alerts() == {"digest_signature_invalid": {rel(key)}}
+    assert w.lake.read("log_file_integrity").num_rows == 1
+
+
+def test_names_longer_than_the_lake_accepts_never_raise(tmp_path, signer, clean):
+    w = World(tmp_path, signer, clean)
+    key = clean.digest_keys[0].replace("_audit-trail_", "_" + "t" * 240 + "_")
+    out = w.pipe.ingest_object(key, clean.objects[clean.digest_keys[0]])
+    assert out.error is None and "not validated" in (out.note or "")

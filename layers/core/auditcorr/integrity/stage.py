@@ -37,7 +37,7 @@ import pyarrow.fs as pafs
 
 from ..config import Config
 from ..counts import FileOutcome, IngestSummary
-from ..lake import Lake
+from ..lake import Lake, LakePathError
 from ..schemas import LOG_FILE_INTEGRITY, TS, conform
 from ..timeparse import dt_column
 from . import alerts as integrity_alerts
@@ -157,7 +157,10 @@ class IntegrityStage:
         outcome = log_hash.outcome if log_hash is not None else CORRUPT
         if k is None:
             return UNVERIFIABLE
-        path = self._log_path(k)
+        try:
+            path = self._log_path(k)
+        except LakePathError:  # a name longer than the lake accepts: CloudTrail writes none
+            return UNVERIFIABLE
         before = self.lake.get_json(path)
         listed_by = before.get("listed_by") if isinstance(before, dict) else None
         state: dict[str, object] = {"key": source, "outcome": outcome,
@@ -182,7 +185,11 @@ class IntegrityStage:
             out.note = "digest file with a name CloudTrail does not write: not validated"
             return out
         meta = metadata_from_head_object(metadata) if metadata is not None else None
-        base = self._digest_path(k.account, k.region, k.end_time, posixpath.basename(k.rel))
+        try:
+            base = self._digest_path(k.account, k.region, k.end_time, posixpath.basename(k.rel))
+        except LakePathError:
+            out.note = "digest file with a name longer than CloudTrail writes: not validated"
+            return out
         self.lake.put_bytes(base, data)
         self.lake.put_json(base + ".meta.json", {"key": source, "bucket": bucket,
                                                  "metadata": _meta_doc(meta)})
@@ -221,7 +228,7 @@ class IntegrityStage:
     def stored_digest(self, rel_or_key: str) -> tuple[bytes, dict] | None:
         """(bytes as delivered, meta document) of a stored digest (the evidence bundle reads it)."""
         k = parse_digest_key(rel_or_key)
-        if k is None:
+        if k is None or len(posixpath.basename(k.rel)) > 190:
             return None
         base = self._digest_path(k.account, k.region, k.end_time, posixpath.basename(k.rel))
         data, doc = self.lake.get_bytes(base), self.lake.get_json(base + ".meta.json")
@@ -280,7 +287,7 @@ class IntegrityStage:
 
     def _stored_path(self, key: str) -> str | None:
         k = parse_digest_key(key)
-        if k is None:
+        if k is None or len(posixpath.basename(k.rel)) > 190:
             return None
         return self._digest_path(k.account, k.region, k.end_time, posixpath.basename(k.rel))
 
@@ -325,7 +332,7 @@ class IntegrityStage:
         """A log file a digest lists that has not arrived: note who lists it, so its arrival re-validates."""
         for r in unseen:
             k = parse_log_key(r.object_key)
-            if k is None or r.digest_key is None:
+            if k is None or r.digest_key is None or len(posixpath.basename(k.rel)) > 190:
                 continue
             path = self._log_path(k)
             if self.lake.get_json(path) is None:
