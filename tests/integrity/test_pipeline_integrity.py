@@ -244,3 +244,23 @@ def test_names_longer_than_the_lake_accepts_never_raise(tmp_path, signer, clean)
     key = clean.digest_keys[0].replace("_audit-trail_", "_" + "t" * 240 + "_")
     out = w.pipe.ingest_object(key, clean.objects[clean.digest_keys[0]])
     assert out.error is None and "not validated" in (out.note or "")
+
+
+def test_integrity_config_section():
+    from auditcorr.config import ConfigError, from_mapping
+
+    assert from_mapping({}).integrity_enabled is True and from_mapping({}).integrity_public_keys_dir is None
+    cfg = from_mapping({"integrity": {"enabled": False, "public_keys_dir": "k"}})
+    assert (cfg.integrity_enabled, cfg.integrity_public_keys_dir) == (False, "k")
+    with pytest.raises(ConfigError, match="integrity.enabled"):
+        from_mapping({"integrity": {"enabled": "yes"}})
+
+
+def test_integrity_off_skips_digests_and_leaves_writes_without_status(tmp_path, signer, clean):
+    lake = Lake.open(str(tmp_path / "lake"))
+    pipe = Pipeline(lake, Config(integrity_enabled=False), clock=FakeClock(T0 + timedelta(hours=8)))
+    for key in sorted(clean.objects):
+        out = pipe.ingest_object(key, clean.objects[key], metadata=clean.metadata.get(key))
+        assert out.error is None
+    assert lake.read("log_file_integrity").num_rows == 0
+    assert set(lake.read("attributed_activity").column("log_integrity").to_pylist()) == {None}
