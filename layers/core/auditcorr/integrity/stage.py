@@ -308,8 +308,9 @@ class IntegrityStage:
         if changed.num_rows:
             self.lake.write_partitioned("log_file_integrity", name, changed, dt_column(changed.column("file_time")))
         # alerts: every subject in focus is in scope (a problem no longer found is closed)
-        subjects = {r.rel_key: integrity_alerts.Subject(r.object_key, r.log_time, r.digest_key) for r in log_rows}
-        subjects |= {r.rel_key: integrity_alerts.Subject(r.digest_key, r.digest_end) for r in digest_rows}
+        # (from the table: a file without a time in its name is dated by the check, never dropped)
+        subjects = {r["rel_key"]: integrity_alerts.Subject(r["object_key"], r["file_time"], r["digest_key"])
+                    for r in table.select(["rel_key", "object_key", "file_time", "digest_key"]).to_pylist()}
         raised = integrity_alerts.alert_rows(report.signals, subjects, self.config)
         if subjects:
             times = pa.array([s.file_time for s in subjects.values()], TS)
