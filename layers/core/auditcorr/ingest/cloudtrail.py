@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ..config import Config
 from ..counts import FileOutcome
-from ..integrity.gzipstream import OK, TRAILING_DATA, GzipHash, inflate_and_hash
+from ..integrity.gzipstream import GzipHash, PendingHash, inflate_hash_later
 from ..schemas import LOGONS, S3_WRITES, conform
 from ..timeparse import parse_column
 
@@ -57,16 +57,21 @@ def decode_body(data: bytes) -> bytes:
     return data
 
 
-def decode_and_hash(data: bytes) -> tuple[bytes, GzipHash | None]:
-    """``decode_body`` that also hashes the uncompressed content on the way (one inflate)."""
+def decode_and_hash(data: bytes) -> tuple[bytes, GzipHash | PendingHash | None]:
+    """``decode_body`` that also hashes the uncompressed content as CloudTrail does (one inflate;
+    the hash of a large file runs while the caller parses: ``PendingHash.result()``)."""
     if data[:2] != b"\x1f\x8b":
         return data, None
-    content, digest = inflate_and_hash(data, max_inflated_bytes=MAX_INFLATED_BYTES)
-    if content is not None and digest.outcome == OK:
+    content, digest = inflate_hash_later(data, max_inflated_bytes=MAX_INFLATED_BYTES)
+    if content is not None and isinstance(digest, PendingHash):
         return content, digest
-    if content is not None and digest.outcome == TRAILING_DATA:
-        return decode_body(data), digest  # every member, as before (the hash says it is not as delivered)
-    return decode_body(data), digest  # raises UnreadableObject for corrupt or truncated gzip
+    # a second member (every member is read, as before: the hash says it is not as delivered), or
+    # corrupt / truncated gzip (decode_body raises UnreadableObject, as before)
+    return decode_body(data), digest
+
+
+def _resolved(log_hash: GzipHash | PendingHash | None) -> GzipHash | None:
+    return log_hash.result() if isinstance(log_hash, PendingHash) else log_hash
 
 
 def is_digest(path: str, body: Any = None) -> bool:
@@ -260,8 +265,11 @@ def _logon_fields(rec: dict[str, Any], name: str) -> dict[str, Any]:
 
 def parse_cloudtrail(data: bytes, source: str, config: Config) -> ParsedCloudTrail:
     """Parse one CloudTrail object.  Raises UnreadableObject when nothing in it can be read."""
-    body, log_hash = decode_and_hash(data)
-    fast = _parse_fast(body, source, config)
+    body, pending = decode_and_hash(data)
+    try:
+        fast = _parse_fast(body, source, config)
+    finally:
+        log_hash = _resolved(pending)  # never leave a hash running past the parse
     if fast is not None:
         fast.log_hash = log_hash
         return fast
