@@ -18,10 +18,11 @@ from auditcorr.integrity.alerts import CLOSED_REASON, INTEGRITY_RULES
 from auditcorr.lake import Lake
 from auditcorr.pipeline import Pipeline
 from tests.conftest import FakeClock
-from tests.factories import put
+from tests.factories import put, report_csv, report_name, session_row
 from tests.integrity.trail import T0, Signer, Trail, TrailSpec, build_trail, rel
 
 FLEET_IP = "10.40.1.15"
+SESSION = "5f0c2b8e-4a9d-4c1e-9b7a-2d3e4f5a6b7c"
 
 
 def _writes(at, j: int) -> bytes:
@@ -67,6 +68,18 @@ class World:
     def rows(self) -> dict[str, dict]:
         return {r["rel_key"]: r for r in self.lake.read("log_file_integrity").to_pylist()}
 
+    def report(self) -> None:
+        """The day's sessions report (one session holding the fleet address all day): re-attributes the day."""
+        body = report_csv([session_row(SESSION, "alice", FLEET_IP, T0 - timedelta(hours=2), T0 + timedelta(hours=9))])
+        out = self.pipe.ingest_object(report_name(f"{T0:%Y-%m-%d}"), body)
+        assert out.error is None
+
+    def activity(self) -> dict[str, tuple[str | None, str | None]]:
+        """event key -> (the row's log_integrity, the current status of its log file)."""
+        current = {r["object_key"]: r["status"] for r in self.rows().values()}
+        return {r["key"]: (r["log_integrity"], current.get(r["log_file"]))
+                for r in self.lake.read("attributed_activity").to_pylist()}
+
 
 @pytest.fixture
 def clean(signer) -> Trail:
@@ -84,10 +97,13 @@ def test_clean_trail_gives_verified_rows_and_zero_integrity_alerts(tmp_path, sig
     assert {r["signature_status"] for r in digests} == {"valid"}
     assert all(r["actual_sha256"] == r["expected_sha256"] for r in logs)
     assert w.alerts() == {}
-    # every write carries the integrity of its log file, updated when the digest arrived
-    act = w.lake.read("attributed_activity")
-    assert act.num_rows == 2 * len(clean.log_keys)
-    assert set(act.column("log_integrity").to_pylist()) == {"verified"}
+    # every write names its log file, whose current status is verified; the row's own column says
+    # what was known when it was computed, and is refreshed by the day's re-attribution
+    act = w.activity()
+    assert len(act) == 2 * len(clean.log_keys)
+    assert set(act.values()) == {("not_yet_covered", "verified")}
+    w.report()
+    assert set(w.activity().values()) == {("verified", "verified")}
 
 
 def test_modified_log_file_is_detected(tmp_path, signer, clean):
@@ -97,8 +113,12 @@ def test_modified_log_file_is_detected(tmp_path, signer, clean):
     w.ingest_all()
     assert w.alerts() == {"log_file_modified": {rel(victim)}}
     assert w.rows()[rel(victim)]["status"] == "modified"
-    by_prefix = {(r["key"][:4], r["log_integrity"]) for r in w.lake.read("attributed_activity").to_pylist()}
-    assert by_prefix == {("obx/", "modified"), ("obj/", "verified")}
+    # the writes read from the modified file are marked at once; the others at the re-attribution
+    by_prefix = {(k[:4], v) for k, v in w.activity().items()}
+    assert by_prefix == {("obx/", ("modified", "modified")), ("obj/", ("not_yet_covered", "verified"))}
+    w.report()
+    assert {(k[:4], v) for k, v in w.activity().items()} == {("obx/", ("modified", "modified")),
+                                                             ("obj/", ("verified", "verified"))}
 
 
 def test_appended_gzip_member_is_modified_not_verified(tmp_path, signer, clean):
@@ -180,8 +200,8 @@ def test_log_file_after_its_digest_is_not_missing(tmp_path, signer, clean):
     reasons = {r["status_reason"] for r in w.lake.read("alerts").to_pylist() if r["status"] == "closed"}
     assert reasons == {CLOSED_REASON}
     assert w.rows()[rel(late)]["status"] == "verified"
-    act = w.lake.read("attributed_activity")
-    assert set(act.column("log_integrity").to_pylist()) == {"verified"}
+    late_keys = {r["requestParameters"]["key"] for r in orjson.loads(clean.contents[late])["Records"]}
+    assert {v for k, v in w.activity().items() if k in late_keys} == {("verified", "verified")}
 
 
 def test_digests_before_log_files_give_the_same_result(tmp_path, signer, clean):
@@ -263,4 +283,5 @@ def test_integrity_off_skips_digests_and_leaves_writes_without_status(tmp_path, 
         out = pipe.ingest_object(key, clean.objects[key], metadata=clean.metadata.get(key))
         assert out.error is None
     assert lake.read("log_file_integrity").num_rows == 0
-    assert set(lake.read("attributed_activity").column("log_integrity").to_pylist()) == {None}
+    act = lake.read("attributed_activity")
+    assert set(act.column("log_integrity").to_pylist()) == set(act.column("log_file").to_pylist()) == {None}

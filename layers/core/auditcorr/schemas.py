@@ -265,8 +265,12 @@ ATTRIBUTED_ACTIVITY_TABLE = TableSpec(
         Column("previous_session_source", STR, "session source before the last recomputation that changed it"),
         # version 2 (additive): the integrity of the CloudTrail log file the write was read from
         Column("log_integrity", STR, "the `log_file_integrity` status of the CloudTrail log file this write was read "
-                                     "from: verified, modified, missing, not_yet_covered or unverifiable (updated when "
-                                     "its digest arrives; null in rows written before version 2)"),
+                                     "from when the row was computed: not_yet_covered at first, refreshed when the day "
+                                     "is re-attributed (its sessions report) and at once when the file is found "
+                                     "modified; the current value is `log_file_integrity_latest.status` joined on "
+                                     "`log_file` = `object_key` (null in rows written before version 2)"),
+        Column("log_file", STR, "the CloudTrail log file the write was read from, as ingested "
+                                "(`s3_writes.source_object`; null in rows written before version 2)"),
     ),
     key=("event_id",),
     version_column="computed_at",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -49,6 +50,13 @@ from .validate import MODIFIED, NOT_YET_COVERED, UNVERIFIABLE, DigestRow, Integr
 log = logging.getLogger("auditcorr")
 
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+#: a validation reads the digests ending within this much of the one that arrived (plus the
+#: predecessor each names) and the log files of that span: a digest arriving out of order by more
+#: than this does not re-check the digests after it
+CONTEXT = timedelta(hours=6)
+_DIGEST_NAME_TIME = re.compile(r"_(\d{8}T\d{6}Z)(?:_backfill)?\.json\.gz\Z", re.ASCII)
+_LOG_NAME_TIME = re.compile(r"_(\d{8}T\d{4}Z)_[A-Za-z0-9]+\.json\.gz\.json\Z", re.ASCII)
 #: how far a log file's name time may lie before the window of the digest that lists it
 SLACK = timedelta(minutes=15)
 _NOT_AS_DELIVERED = (TRAILING_DATA, TRUNCATED, CORRUPT)
@@ -64,6 +72,22 @@ AlertSink = Callable[..., None]
 
 def _day(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def _days(lo: datetime, hi: datetime) -> list[str]:
+    first, last = lo.astimezone(UTC).date(), hi.astimezone(UTC).date()
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def _name_time(pattern: re.Pattern[str], name: str) -> datetime | None:
+    m = pattern.search(name)
+    if not m:
+        return None
+    text = m.group(1)
+    try:
+        return datetime.strptime(text, "%Y%m%dT%H%M%SZ" if len(text) == 16 else "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _ms(when: datetime) -> int:
@@ -234,38 +258,42 @@ class IntegrityStage:
         data, doc = self.lake.get_bytes(base), self.lake.get_json(base + ".meta.json")
         return (data, doc) if data is not None and isinstance(doc, dict) else None
 
-    def _digests_of_day(self, account: str, region: str, day: str) -> list[DigestSeen]:
+    def _digests_between(self, account: str, region: str, lo: datetime, hi: datetime) -> list[DigestSeen]:
+        """The stored digests of (account, region) ending in [lo, hi] (by the time in their names)."""
         out = []
-        for path in self._list(self._path("digests", account, region, day)):
-            if path.endswith(".meta.json"):
-                continue
-            seen = self._load_digest(path)
-            if seen is not None:
-                out.append(seen)
+        for day in _days(lo, hi):
+            for path in self._list(self._path("digests", account, region, day)):
+                when = _name_time(_DIGEST_NAME_TIME, posixpath.basename(path))
+                if when is None or not lo <= when <= hi:
+                    continue  # (the .meta.json notes do not match)
+                seen = self._load_digest(path)
+                if seen is not None:
+                    out.append(seen)
         return out
 
-    def _logs_of_day(self, account: str, region: str, day: str) -> tuple[list[LogFileSeen], dict[str, str]]:
-        seen, listed = [], {}
-        for path in self._list(self._path("logs", account, region, day)):
-            raw = self.lake.get_bytes(path)
-            try:
-                doc = orjson.loads(raw) if raw is not None else None
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(doc, dict) or not isinstance(doc.get("key"), str):
-                if isinstance(doc, dict) and isinstance(doc.get("listed_by"), str):
-                    listed[path] = doc["listed_by"]
-                continue
-            seen.append(LogFileSeen(doc["key"], doc.get("sha256"), str(doc.get("outcome"))))
-        return seen, listed
+    def _logs_between(self, account: str, region: str, lo: datetime, hi: datetime) -> list[LogFileSeen]:
+        """The log files of (account, region) seen, delivered in [lo, hi] (the time in their names)."""
+        seen = []
+        for day in _days(lo, hi):
+            for path in self._list(self._path("logs", account, region, day)):
+                when = _name_time(_LOG_NAME_TIME, posixpath.basename(path))
+                if when is None or not lo <= when <= hi:
+                    continue
+                raw = self.lake.get_bytes(path)
+                try:
+                    doc = orjson.loads(raw) if raw is not None else None
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(doc, dict) and isinstance(doc.get("key"), str):  # not just a "listed_by" note
+                    seen.append(LogFileSeen(doc["key"], doc.get("sha256"), str(doc.get("outcome"))))
+        return seen
 
     # -- validation ---------------------------------------------------------------------------------
     def revalidate(self, account: str, region: str, end: datetime, name: str,
                    summary: IngestSummary | None = None) -> dict[str, tuple[str, str | None]]:
         """Validate around the digest ending at ``end``; write what changed; returns the (status, reason)
         of the log files and digests in focus, by key from ``AWSLogs/`` on."""
-        days = [_day(end + i * DAY) for i in (-1, 0, 1)]
-        digests = [d for day in days for d in self._digests_of_day(account, region, day)]
+        digests = self._digests_between(account, region, end - CONTEXT, end + CONTEXT)
         focus = {relative_key(d.key) for d in digests}
         loaded = set(focus)
         for d in list(digests):  # the predecessor each names, when stored under an older day
@@ -275,10 +303,7 @@ class IntegrityStage:
             if seen is not None and prev:
                 digests.append(seen)
                 loaded.add(relative_key(prev))
-        logs: list[LogFileSeen] = []
-        for day in [_day(end - 2 * DAY), *days]:
-            seen_logs, _ = self._logs_of_day(account, region, day)
-            logs += seen_logs
+        logs = self._logs_between(account, region, end - CONTEXT - 2 * HOUR, end + CONTEXT + HOUR)
         now = self.clock()
         report = validate(digests, logs, self.keys, window_start=self._first(account, region),
                           as_of=datetime.fromtimestamp(now / 1000, UTC), delivery_slack=SLACK)
@@ -304,7 +329,7 @@ class IntegrityStage:
         self._mark_listed([r for r in log_rows if r.digest_key is not None and r.rel_key not in seen_rels])
         checked = pa.scalar(now, pa.int64()).cast(TS)
         table = _rows_table(log_rows, digest_rows, checked)
-        changed = self._changed(table)
+        changed, before = self._changed(table)
         if changed.num_rows:
             self.lake.write_partitioned("log_file_integrity", name, changed, dt_column(changed.column("file_time")))
         # alerts: every subject in focus is in scope (a problem no longer found is closed)
@@ -316,13 +341,16 @@ class IntegrityStage:
             times = pa.array([s.file_time for s in subjects.values()], TS)
             self.merge_alerts(raised, list(subjects), list(integrity_alerts.INTEGRITY_RULES), dt_column(times),
                               name, now, summary, closed_reason=integrity_alerts.CLOSED_REASON)
-        # writes read from log files whose status changed
-        logs_changed = changed.filter(pc.equal(changed.column("file_kind"), "log"))
-        if logs_changed.num_rows:
-            by_source = dict(zip(logs_changed.column("object_key").to_pylist(),
-                                 logs_changed.column("status").to_pylist(), strict=True))
-            days = sorted({_day(t - d) for t in logs_changed.column("file_time").to_pylist() if t is not None
-                           for d in (timedelta(0), DAY)})
+        # the writes read from a log file found modified (or no longer modified) get a new version at
+        # once; every other change (not_yet_covered -> verified, the usual one) reaches
+        # attributed_activity.log_integrity at the day's next re-attribution (the sessions report):
+        # a new version of every write for every digest would double the table's writes
+        # (log_file_integrity_latest, joined on log_file, is always current)
+        urgent = [r for r in changed.select(["object_key", "rel_key", "file_kind", "status", "file_time"]).to_pylist()
+                  if r["file_kind"] == "log" and MODIFIED in (r["status"], before.get(r["rel_key"]))]
+        if urgent:
+            by_source = {r["object_key"]: r["status"] for r in urgent}
+            days = sorted({_day(r["file_time"] - d) for r in urgent for d in (timedelta(0), DAY)})
             self.update_activity(by_source, days, name, now)
         for dt in pc.unique(dt_column(changed.column("file_time"))).to_pylist() if changed.num_rows else []:
             self.compact("log_file_integrity", dt)
@@ -339,15 +367,15 @@ class IntegrityStage:
             if self.lake.get_json(path) is None:
                 self.lake.put_json(path, {"listed_by": r.digest_key})
 
-    def _changed(self, table: pa.Table) -> pa.Table:
-        """The rows that differ from the latest ones already in the lake."""
+    def _changed(self, table: pa.Table) -> tuple[pa.Table, dict[str, str]]:
+        """The rows that differ from the latest ones already in the lake, and the earlier statuses."""
         if table.num_rows == 0:
-            return table
+            return table, {}
         dts = pc.unique(dt_column(table.column("file_time"))).to_pylist()
         prev = self.lake.read("log_file_integrity", [d for d in dts if d],
                               filter=pc.field("rel_key").isin(table.column("rel_key")))
         if prev.num_rows == 0:
-            return table
+            return table, {}
         old = {r["rel_key"]: (tuple(r[c] for c in _COMPARED), r["checked_at"])
                for r in prev.select(["rel_key", "checked_at", *_COMPARED]).to_pylist()}
         keep, at = [], []
@@ -358,7 +386,18 @@ class IntegrityStage:
             at.append(r["checked_at"] if before is None or before[1] < r["checked_at"]
                       else before[1] + timedelta(milliseconds=1))
         table = table.set_column(table.schema.get_field_index("checked_at"), "checked_at", pa.array(at, TS))
-        return table.filter(pa.array(keep, pa.bool_()))
+        return table.filter(pa.array(keep, pa.bool_())), {k: v[0][_COMPARED.index("status")] for k, v in old.items()}
+
+    def statuses(self, sources: list[str], days: list[str]) -> dict[str, str]:
+        """The current status of these log files (by the object name they were ingested under), from
+        ``log_file_integrity`` (partitions ``days``); files without a row are absent."""
+        have = set(self.lake.partitions("log_file_integrity"))
+        days = [d for d in days if d in have]
+        if not sources or not days:
+            return {}
+        t = self.lake.read("log_file_integrity", days, columns=["object_key", "file_kind", "status"],
+                           filter=pc.field("object_key").isin(pa.array(sources, pa.string())))
+        return {r["object_key"]: r["status"] for r in t.to_pylist() if r["file_kind"] == "log"}
 
 
 def _meta_doc(meta: DigestMetadata | None) -> dict[str, str] | None:

@@ -191,9 +191,7 @@ class Pipeline:
         act = res.activity
         if replace_files:
             act = carry_previous(act, self.lake.read("attributed_activity", files=replace_files))
-        if log_integrity is not None:  # every write here was read from one log file
-            act = act.set_column(act.schema.get_field_index("log_integrity"), "log_integrity",
-                                 pa.array([log_integrity] * act.num_rows, pa.string()))
+        act = self._with_log_integrity(act, writes, log_integrity, refresh=bool(replace_files))
         dts = dt_column(act.column("event_time"))
         written = self.lake.write_partitioned("attributed_activity", name, act, dts)
         if replace_files:
@@ -203,6 +201,27 @@ class Pipeline:
                           whole_days=whole_days)
         for dt in pc.unique(dts).to_pylist():
             self.maybe_compact("attributed_activity", dt)
+
+    def _with_log_integrity(self, act: pa.Table, writes: pa.Table, status: str | None, refresh: bool) -> pa.Table:
+        """``log_file`` and ``log_integrity`` of each write: ``status`` when all came from one log file
+        just parsed; on a re-attribution the current status of each file (else what the row had)."""
+        if self.integrity is None or act.num_rows == 0:
+            return act
+        pos = pc.index_in(act.column("event_id"), value_set=writes.column("event_id"))
+        files = writes.column("source_object").combine_chunks().take(pos)
+        act = act.set_column(act.schema.get_field_index("log_file"), "log_file", files)
+        if status is not None:
+            new = pa.array([status] * act.num_rows, pa.string())
+        elif refresh:
+            days = sorted({day_string(int(d) + k) for d in np.unique(act.column("event_time").cast(pa.int64())
+                                                                .to_numpy(zero_copy_only=False) // DAY_MS)
+                           for k in (0, 1)})
+            current = self.integrity.statuses(pc.unique(files).drop_null().to_pylist(), days)
+            new = pc.coalesce(pa.array([current.get(f) for f in files.to_pylist()], pa.string()),
+                              act.column("log_integrity"))
+        else:
+            return act
+        return act.set_column(act.schema.get_field_index("log_integrity"), "log_integrity", new)
 
     def pending_days(self) -> list[str]:
         """Partitions that still hold pending writes (to re-check when time passes)."""
