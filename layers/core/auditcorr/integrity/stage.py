@@ -122,6 +122,7 @@ class IntegrityStage:
         self._local_keys = local_keys
         self._keys: KeyRing | None = None
         self._fetched: set[str] = set()
+        self._firsts: dict[tuple[str, str], datetime | None] = {}
 
     # -- state paths ------------------------------------------------------------------------------
     def _path(self, *parts: str) -> str:
@@ -227,16 +228,20 @@ class IntegrityStage:
         return out
 
     def _note_first(self, account: str, region: str, end: datetime) -> None:
-        path = self._path("scope", f"{account}_{region}.json")
-        doc = self.lake.get_json(path)
-        first = doc.get("first_end_ms") if isinstance(doc, dict) else None
-        if not isinstance(first, int) or _ms(end) < first:
-            self.lake.put_json(path, {"first_end_ms": _ms(end)})
+        first = self._first(account, region)
+        if first is None or end < first:
+            self.lake.put_json(self._path("scope", f"{account}_{region}.json"), {"first_end_ms": _ms(end)})
+            self._firsts[(account, region)] = end
 
     def _first(self, account: str, region: str) -> datetime | None:
-        doc = self.lake.get_json(self._path("scope", f"{account}_{region}.json"))
-        first = doc.get("first_end_ms") if isinstance(doc, dict) else None
-        return datetime.fromtimestamp(first / 1000, UTC) if isinstance(first, int) else None
+        """The end of the first digest of (account, region) this lake holds (remembered per process:
+        it only ever moves earlier, and only here)."""
+        if (account, region) not in self._firsts:
+            doc = self.lake.get_json(self._path("scope", f"{account}_{region}.json"))
+            first = doc.get("first_end_ms") if isinstance(doc, dict) else None
+            self._firsts[(account, region)] = datetime.fromtimestamp(first / 1000, UTC) \
+                if isinstance(first, int) else None
+        return self._firsts[(account, region)]
 
     # -- loading state ----------------------------------------------------------------------------
     def _load_digest(self, path: str) -> DigestSeen | None:
@@ -337,7 +342,9 @@ class IntegrityStage:
         subjects = {r["rel_key"]: integrity_alerts.Subject(r["object_key"], r["file_time"], r["digest_key"])
                     for r in table.select(["rel_key", "object_key", "file_time", "digest_key"]).to_pylist()}
         raised = integrity_alerts.alert_rows(report.signals, subjects, self.config)
-        if subjects:
+        # an alert is only ever open on a file whose latest row says something is wrong: when none
+        # did and nothing is raised, there is nothing to merge (the usual digest: a read saved)
+        if subjects and (raised.num_rows or any(_alarming(b) for b in before.values())):
             times = pa.array([s.file_time for s in subjects.values()], TS)
             self.merge_alerts(raised, list(subjects), list(integrity_alerts.INTEGRITY_RULES), dt_column(times),
                               name, now, summary, closed_reason=integrity_alerts.CLOSED_REASON)
@@ -347,7 +354,7 @@ class IntegrityStage:
         # a new version of every write for every digest would double the table's writes
         # (log_file_integrity_latest, joined on log_file, is always current)
         urgent = [r for r in changed.select(["object_key", "rel_key", "file_kind", "status", "file_time"]).to_pylist()
-                  if r["file_kind"] == "log" and MODIFIED in (r["status"], before.get(r["rel_key"]))]
+                  if r["file_kind"] == "log" and MODIFIED in (r["status"], before.get(r["rel_key"], {}).get("status"))]
         if urgent:
             by_source = {r["object_key"]: r["status"] for r in urgent}
             days = sorted({_day(r["file_time"] - d) for r in urgent for d in (timedelta(0), DAY)})
@@ -367,7 +374,7 @@ class IntegrityStage:
             if self.lake.get_json(path) is None:
                 self.lake.put_json(path, {"listed_by": r.digest_key})
 
-    def _changed(self, table: pa.Table) -> tuple[pa.Table, dict[str, str]]:
+    def _changed(self, table: pa.Table) -> tuple[pa.Table, dict[str, dict[str, object]]]:
         """The rows that differ from the latest ones already in the lake, and the earlier statuses."""
         if table.num_rows == 0:
             return table, {}
@@ -386,7 +393,8 @@ class IntegrityStage:
             at.append(r["checked_at"] if before is None or before[1] < r["checked_at"]
                       else before[1] + timedelta(milliseconds=1))
         table = table.set_column(table.schema.get_field_index("checked_at"), "checked_at", pa.array(at, TS))
-        return table.filter(pa.array(keep, pa.bool_())), {k: v[0][_COMPARED.index("status")] for k, v in old.items()}
+        return table.filter(pa.array(keep, pa.bool_())), {k: dict(zip(_COMPARED, v[0], strict=True))
+                                                          for k, v in old.items()}
 
     def statuses(self, sources: list[str], days: list[str]) -> dict[str, str]:
         """The current status of these log files (by the object name they were ingested under), from
@@ -398,6 +406,13 @@ class IntegrityStage:
         t = self.lake.read("log_file_integrity", days, columns=["object_key", "file_kind", "status"],
                            filter=pc.field("object_key").isin(pa.array(sources, pa.string())))
         return {r["object_key"]: r["status"] for r in t.to_pylist() if r["file_kind"] == "log"}
+
+
+def _alarming(row: Mapping[str, object]) -> bool:
+    """A ``log_file_integrity`` row an integrity alert may be open on."""
+    return (row.get("status") in (MODIFIED, "missing", "invalid")
+            or row.get("chain_status") in ("gap_before", "broken_link")
+            or row.get("signature_status") not in (None, "valid", "no_key", "no_metadata", "unsupported_algorithm"))
 
 
 def _meta_doc(meta: DigestMetadata | None) -> dict[str, str] | None:
