@@ -15,12 +15,12 @@ Kept in the lake's state (small, addressed by the file's key, so no listing of b
 - ``_state/integrity/scope/<account>_<region>.json``: the end of the first digest seen (a digest
   missing after it is a gap; before it, history this lake never had).
 
-A validation runs around one digest: the digests of its day and the days either side (plus the
-digest each one names as its predecessor, fetched by key) and the log files of those days; rows are
-written for the digests of those days and the log files they list (or that lie after the earliest of
+A validation runs around one digest: the digests ending within ``CONTEXT`` (3 h) of it (plus the
+digest each one names as its predecessor, fetched by key) and the log files delivered in that span;
+rows are written for those digests and the log files they list (or that lie after the earliest of
 them), and only where something changed (``log_file_integrity``); the signals become alerts, merged
-like every alert; writes read from a log file whose status changed get the new status in
-``attributed_activity.log_integrity`` (a new version of the row: a few hundred rows per hour).
+like every alert; a log file found modified marks the writes read from it at once
+(``attributed_activity.log_integrity``), every other status reaches them at the day's re-attribution.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ HOUR = timedelta(hours=1)
 #: a validation reads the digests ending within this much of the one that arrived (plus the
 #: predecessor each names) and the log files of that span: a digest arriving out of order by more
 #: than this does not re-check the digests after it
-CONTEXT = timedelta(hours=6)
+CONTEXT = timedelta(hours=3)
 _DIGEST_NAME_TIME = re.compile(r"_(\d{8}T\d{6}Z)(?:_backfill)?\.json\.gz\Z", re.ASCII)
 _LOG_NAME_TIME = re.compile(r"_(\d{8}T\d{4}Z)_[A-Za-z0-9]+\.json\.gz\.json\Z", re.ASCII)
 #: how far a log file's name time may lie before the window of the digest that lists it
