@@ -20,6 +20,8 @@ from auditcorr.lake import Lake
 from auditcorr.pipeline import Pipeline
 from auditcorr.sources import walk
 
+from .evidence import evidence
+
 DEFAULT_LAKE = "./lake"
 
 
@@ -122,11 +124,20 @@ def run_ingest(pipe: Pipeline, paths: list[str], summary: IngestSummary | None =
 
             summary.files.append(FileOutcome(source=str(path), kind="unreadable", error=f"cannot read: {exc.strerror}"))
             continue
-        out = pipe.ingest_object(str(path), data, summary=summary)
+        out = pipe.ingest_object(str(path), data, summary=summary, metadata=_digest_sidecar(path))
         summary.files.append(out)
         if echo and out.error:
             echo(f"rejected {path}: {out.error}")
     return summary
+
+
+def _digest_sidecar(path: Any) -> dict[str, Any] | None:
+    """A digest's saved ``head-object`` output (``<digest>.metadata.json``), if there is one."""
+    from auditcorr.integrity.local import METADATA_SUFFIX, sidecar_document
+
+    if "CloudTrail-Digest" not in str(path):
+        return None
+    return sidecar_document(path.with_name(path.name + METADATA_SUFFIX))
 
 
 lake_opt = click.option("--lake", default=DEFAULT_LAKE, show_default=True, help="lake folder (or s3://bucket/prefix)")
@@ -418,3 +429,6 @@ def rules_replay(lake: str, config_path: str, since: str | None, until: str | No
             why = f" ({r['status_reason']})" if r.get("status_reason") else ""
             click.echo(f"  {r['rule']:<26} {r['status']:<10} {r['event_count']:>5} signal(s) "
                        f"{r['first_event_time']:%Y-%m-%dT%H:%M:%SZ}  {r['group_key']}{why}")
+
+
+main.add_command(evidence)  # auditcorr evidence [verify]: cli/auditcorr_cli/evidence.py

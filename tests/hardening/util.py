@@ -82,8 +82,9 @@ def assert_same_alerts(a: Lake, b: Lake) -> None:
         assert (va.get(aid) or vb[aid])[1] == "closed", (aid, va.get(aid), vb.get(aid))
 
 
-def snapshot(lake: Lake, drop: tuple[str, ...] = ("source_object",)) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table's rows (latest per key), as sorted tuples, minus the ``drop`` columns."""
+def snapshot(lake: Lake, drop: tuple[str, ...] = ("source_object", "log_file")) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table's rows (latest per key), as sorted tuples, minus the ``drop`` columns (by default the
+    input names: ``source_object`` and ``attributed_activity.log_file``)."""
     from auditcorr.schemas import TABLES
 
     out = {}

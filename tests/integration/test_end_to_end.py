@@ -74,7 +74,10 @@ def test_the_template_rules_match_what_they_should(deployment):
     ct = aws.CLOUDTRAIL_BUCKET
     assert matches("CloudTrailObjectCreatedRule", ct, sc.KEY_S3)
     assert matches("CloudTrailObjectCreatedRule", ct, sc.KEY_S3.replace("AWSLogs/", "AWSLogs/o-abc123/"))
-    assert not matches("CloudTrailObjectCreatedRule", ct, sc.KEY_S3.replace("/CloudTrail/", "/CloudTrail-Digest/"))
+    # digests are validated (issue 14): they reach the CloudTrail queue too; Insight files do not
+    assert matches("CloudTrailObjectCreatedRule", ct, sc.KEY_S3.replace("/CloudTrail/", "/CloudTrail-Digest/"))
+    assert not matches("CloudTrailObjectCreatedRule", ct, sc.KEY_S3.replace("/CloudTrail/", "/CloudTrail-Insight/"))
+    assert not matches("CloudTrailObjectCreatedRule", ct, "elsewhere/" + sc.KEY_S3.split("AWSLogs/", 1)[1])
     apps = aws.APPSTREAM_BUCKET
     assert matches("UsageReportCreatedRule", apps, sc.SESSIONS_KEY)
     assert matches("UsageReportCreatedRule", apps, sc.APPS_KEY)

@@ -90,7 +90,9 @@ def as_list(v):
 #: actions that support no resource-level permissions (Service Authorization Reference, Amazon AppStream
 #: 2.0: no resource type, no condition key), hence granted on "*" -- only these, only to poll_sessions
 RESOURCELESS = {"PollSessionsFunctionRole": {"appstream:DescribeSessions", "appstream:DescribeStacks",
-                                             "appstream:DescribeFleets", "appstream:ListAssociatedFleets"}}
+                                             "appstream:DescribeFleets", "appstream:ListAssociatedFleets"},
+                # CloudTrail's public keys for digest validation: the action has no resource type
+                "IngestCloudTrailFunctionRole": {"cloudtrail:ListPublicKeys"}}
 
 
 @pytest.fixture(scope="module")

@@ -71,3 +71,35 @@ def test_inflate_bounded_returns_content_or_raises_the_outcome():
     with pytest.raises(InflateError) as info:
         inflate_bounded(BODY, max_inflated_bytes=1000)
     assert info.value.kind == "too_large"
+
+
+@pytest.mark.parametrize("make", [
+    lambda c: gzip.compress(c, mtime=0),                                  # one member (small and large)
+    lambda c: gzip.compress(c, mtime=0) + gzip.compress(b"x", mtime=0),   # a second member
+    lambda c: gzip.compress(c, mtime=0) + b"garbage",                     # trailing garbage
+    lambda c: gzip.compress(c, mtime=0)[:-5],                             # truncated
+    lambda c: gzip.compress(c, mtime=0)[:-8] + b"\0" * 8,                 # bad CRC
+    lambda c: c,                                                          # not gzip
+])
+@pytest.mark.parametrize("size", [10, 3 << 20])  # below and above the background-hash threshold
+def test_inflate_and_hash_agrees_with_the_streaming_hash(make, size):
+    from auditcorr.ingest.cloudtrail import UnreadableObject, decode_and_hash
+    from auditcorr.integrity.gzipstream import inflate_and_hash
+
+    content = (b'{"Records": [' + b"1," * (size // 2) + b"1]}")
+    data = make(content)
+    want = hash_gzip_stream([data], max_inflated_bytes=1 << 30)
+    got_content, got = inflate_and_hash(data, max_inflated_bytes=1 << 30)
+    assert (got.outcome, got.sha256) == (want.outcome, want.sha256)
+    if want.outcome in ("ok", "trailing_data"):
+        assert got_content == content
+        try:
+            before = gzip.decompress(data)
+        except OSError:  # garbage after the member: unreadable for the parser, as before
+            with pytest.raises(UnreadableObject):
+                decode_and_hash(data)
+            return
+        body, pending = decode_and_hash(data)
+        resolved = pending.result() if hasattr(pending, "result") else pending
+        assert (resolved.outcome, resolved.sha256) == (want.outcome, want.sha256)
+        assert body == before  # the parser reads what it read before

@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -177,13 +178,15 @@ def build_trail(
     previous: tuple[str, str, str] | None = None,
     signers: dict[int, Signer] | None = None,
     previous_overrides: dict[int, dict] | None = None,
+    log_body: Callable[[datetime, int], bytes] | None = None,
 ) -> Trail:
     """Hourly digests ``spec.start + 1h, + 2h, ...`` each listing ``logs_per_hour`` log files.
 
     ``previous``: (digest key, uncompressed sha256, signature) the first digest chains to; None makes
     the first digest a chain start (previous fields null).  ``signers``: a different key for some
     hours (key rotation).  ``previous_overrides``: replace previous* fields of digest ``i`` before
-    signing (a chain CloudTrail did not write, signed with a valid key).
+    signing (a chain CloudTrail did not write, signed with a valid key).  ``log_body``: the
+    uncompressed body of the ``j``-th log file delivered at a time (default: minimal records).
     """
     rng = random.Random(spec.seed)
     trail = Trail(spec)
@@ -197,15 +200,15 @@ def build_trail(
             at = start + timedelta(minutes=5 + j * (50 // max(1, spec.logs_per_hour)))
             name = f"{spec.account}_CloudTrail_{spec.region}_{at:%Y%m%dT%H%MZ}_{rng.getrandbits(80):020X}"[:-4]
             key = f"{spec.base}/CloudTrail/{spec.region}/{at:%Y/%m/%d}/{name}.json.gz"
-            content = _log_content(rng, spec, at, 1 + j)
-            trail.objects[key] = gzip.compress(content, mtime=0)
-            trail.contents[key] = content
+            body = log_body(at, j) if log_body is not None else _log_content(rng, spec, at, 1 + j)
+            trail.objects[key] = gzip.compress(body, mtime=0)
+            trail.contents[key] = body
             keys.append(key)
             entries.append(
                 {
                     "s3Bucket": spec.bucket,
                     "s3Object": key,
-                    "hashValue": hashlib.sha256(content).hexdigest(),
+                    "hashValue": hashlib.sha256(body).hexdigest(),
                     "hashAlgorithm": "SHA-256",
                     "newestEventTime": _iso(at - timedelta(minutes=5)),
                     "oldestEventTime": _iso(at - timedelta(minutes=5, seconds=j)),

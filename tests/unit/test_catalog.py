@@ -78,7 +78,8 @@ def test_the_names_other_modules_import_are_derived_from_the_declaration():
     # the tables analysts' lookups rely on (docs/performance.md) keep their layout
     assert lake.SORT_KEYS["s3_writes"] == ("bucket", "key", "event_time")
     assert lake.BLOOM_FILTERS["attributed_activity"] == ("user_id", "event_id")
-    assert set(LATEST_VIEWS) == {"alerts_latest", "attributed_activity_latest", "findings_latest"}
+    assert set(LATEST_VIEWS) == {"alerts_latest", "attributed_activity_latest", "findings_latest",
+                                 "log_file_integrity_latest"}
 
 
 def _spec(**change) -> TableSpec:

@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 Runner = Callable[[str, list[Any]], pa.Table]
 
 WHO_WRITES_SQL = """
-SELECT event_time, event_name, event_id, bucket, key, source_ip, vpc_endpoint_id, principal_arn, role_arn, dt
+SELECT event_time, event_name, event_id, bucket, key, source_ip, vpc_endpoint_id, principal_arn, role_arn,
+       source_object, dt
 FROM s3_writes
 WHERE bucket = ? AND key = ?
 ORDER BY event_time, event_id
@@ -27,9 +28,17 @@ ORDER BY event_time, event_id
 WHO_ATTRIBUTION_SQL = """
 SELECT event_id, status, match, claimed_session_id, session_id, session_source, user_id,
        session_start_time, session_end_time, fleet_name, stack_name, instance_id,
-       candidate_session_ids, candidate_user_ids, logon_event_id, logon_time, logon_source_ip
+       candidate_session_ids, candidate_user_ids, logon_event_id, logon_time, logon_source_ip, log_integrity
 FROM attributed_activity_latest
 WHERE dt IN ({dts}) AND event_id IN ({ids})
+"""
+
+#: the integrity of the log files the writes were read from ({objects}: one ``?`` per object)
+WHO_INTEGRITY_SQL = """
+SELECT object_key, status AS log_status, reason AS log_reason, digest_key AS log_digest_key,
+       checked_at AS log_checked_at
+FROM log_file_integrity_latest
+WHERE file_kind = 'log' AND object_key IN ({objects})
 """
 
 #: ``timeline`` reads a user's writes without numbering the whole table. Every version of an event
@@ -185,7 +194,15 @@ def who(run: Runner, bucket: str, key: str) -> pa.Table:
     for w in writes.to_pylist():
         a = att.get(w["event_id"], {})
         rows.append(w | {k: a.get(k) for k in extra})
-    schema = pa.schema(list(writes.schema) + [att_t.schema.field(c) for c in extra])
+    objects = sorted({w["source_object"] for w in rows if w.get("source_object")})
+    integ_t = run(WHO_INTEGRITY_SQL.format(objects=", ".join("?" * len(objects))), objects) if objects else None
+    integ = {r["object_key"]: r for r in integ_t.to_pylist()} if integ_t is not None else {}
+    integ_cols = [c for c in integ_t.column_names if c != "object_key"] if integ_t is not None else []
+    for r in rows:
+        i = integ.get(r.get("source_object"), {})
+        r.update({c: i.get(c) for c in integ_cols})
+    schema = pa.schema(list(writes.schema) + [att_t.schema.field(c) for c in extra]
+                       + ([integ_t.schema.field(c) for c in integ_cols] if integ_t is not None else []))
     return pa.Table.from_pylist(rows, schema=schema)
 
 
@@ -262,4 +279,22 @@ def evidence_chain(rows: list[dict[str, Any]]) -> list[str]:
             pairs = ", ".join(f"{s} ({u})" for s, u in zip(r["candidate_session_ids"], r["candidate_user_ids"],
                                                            strict=False))
             lines.append(f"  -> candidates: {pairs}")
+        lines.append(f"  evidence: {integrity_line(r)}")
     return lines
+
+
+def integrity_line(r: dict[str, Any]) -> str:
+    """What is known of the CloudTrail log file the write was read from."""
+    status = r.get("log_status") or r.get("log_integrity")
+    source = r.get("source_object") or "?"
+    at = r["log_checked_at"].strftime("%Y-%m-%dT%H:%M:%SZ") if r.get("log_checked_at") else "?"
+    reason = f" ({r['log_reason']})" if r.get("log_reason") else ""
+    if status == "verified":
+        return f"log file verified by digest {r.get('log_digest_key')} at {at}{reason}: {source}"
+    if status in ("modified", "missing"):
+        return f"log file {status.upper()}{reason} per digest {r.get('log_digest_key')} at {at}: {source}"
+    if status == "unverifiable":
+        return f"log file cannot be verified{reason} (checked {at}): {source}"
+    if status == "not_yet_covered" or (status is None and r.get("source_object")):
+        return f"log file not yet covered by a digest: {source}"
+    return f"log file integrity unknown: {source}"

@@ -42,13 +42,23 @@ def default_severity() -> dict[str, str]:
     here, late: the rules import this module)."""
     from .rules import default_severity as from_rules
 
-    return from_rules()
+    return from_rules() | INTEGRITY_SEVERITY
 
 
 def __getattr__(name: str) -> Any:
     if name == "DEFAULT_SEVERITY":  # the former constant
         return default_severity()
     raise AttributeError(name)
+
+
+#: CloudTrail log file integrity rules (``auditcorr.integrity.alerts``; docs/reliability.md)
+INTEGRITY_SEVERITY = {
+    "log_file_modified": "CRITICAL",
+    "log_file_missing": "HIGH",
+    "digest_signature_invalid": "CRITICAL",
+    "digest_chain_broken": "HIGH",
+    "digest_chain_gap": "MEDIUM",
+}
 
 
 class ConfigError(ValueError):
@@ -225,6 +235,12 @@ class Config:
     #: SNS/Security Hub: a growing finding is announced again at most once per this many minutes
     update_minutes: int = 15
     suppressions: tuple[Suppression, ...] = ()
+    # CloudTrail log file integrity (digest validation)
+    #: validate digests and hash log files at ingest (``[integrity] enabled``)
+    integrity_enabled: bool = True
+    #: local CloudTrail public keys: ``<fingerprint>.pem``/``.der`` files or saved ``list-public-keys``
+    #: JSON (``[integrity] public_keys_dir``); on AWS the keys come from ``ListPublicKeys``
+    integrity_public_keys_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.tolerance_seconds < 0:
@@ -316,7 +332,8 @@ def _fleet_group(item: Any, i: int) -> FleetGroup:
 
 def from_mapping(data: dict[str, Any]) -> Config:
     _D = Config()  # noqa: N806 - the defaults (built here, not at import: the rules' severities are imported late)
-    known = {"attribution", "claims", "ingest", "alerts", "live", "logon_check", "lake", "fleets", "suppress"}
+    known = {"attribution", "claims", "ingest", "alerts", "live", "logon_check", "lake", "fleets", "suppress",
+             "integrity"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown section(s): {sorted(unknown)}")
@@ -327,6 +344,13 @@ def from_mapping(data: dict[str, Any]) -> Config:
     live = data.get("live", {})
     lcheck = data.get("logon_check", {})
     lake = data.get("lake", {})
+    integ = data.get("integrity", {})
+    keys_dir = integ.get("public_keys_dir", _D.integrity_public_keys_dir)
+    if keys_dir is not None and not isinstance(keys_dir, str):
+        raise ConfigError("integrity.public_keys_dir must be a string (a folder)")
+    enabled = integ.get("enabled", _D.integrity_enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigError("integrity.enabled must be true or false")
     severity = default_severity()
     for rule, sev in alerts.get("severity", {}).items():
         severity[rule] = str(sev).upper()
@@ -392,6 +416,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
         logon_window_hours=float(_number(lcheck, "window_hours", "logon_check", _D.logon_window_hours)),
         logon_mismatch_window_seconds=int(
             _number(lcheck, "mismatch_window_seconds", "logon_check", _D.logon_mismatch_window_seconds)),
+        integrity_enabled=enabled,
+        integrity_public_keys_dir=keys_dir or None,
     )
 
 

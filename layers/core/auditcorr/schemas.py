@@ -276,6 +276,14 @@ ATTRIBUTED_ACTIVITY_TABLE = TableSpec(
         Column("previous_session_source", STR, "session source before the last recomputation that changed it"),
         # v2: the write's scope; only sessions of the same scope are candidates
         _ACCOUNT_ID, _REGION,
+        # version 2 (additive): the integrity of the CloudTrail log file the write was read from
+        Column("log_integrity", STR, "the `log_file_integrity` status of the CloudTrail log file this write was read "
+                                     "from when the row was computed: not_yet_covered at first, refreshed when the day "
+                                     "is re-attributed (its sessions report) and at once when the file is found "
+                                     "modified; the current value is `log_file_integrity_latest.status` joined on "
+                                     "`log_file` = `object_key` (null in rows written before version 2)"),
+        Column("log_file", STR, "the CloudTrail log file the write was read from, as ingested "
+                                "(`s3_writes.source_object`; null in rows written before version 2)"),
     ),
     key=("event_id",),
     version_column="computed_at",
@@ -396,10 +404,59 @@ LIVE_POLLS_TABLE = TableSpec(
     key=("stack_name", "fleet_name", "observed_at"),
 )
 
+LOG_FILE_INTEGRITY_TABLE = TableSpec(
+    name="log_file_integrity",
+    version=1,
+    title="CloudTrail log file and digest integrity (use log_file_integrity_latest)",
+    description="One row per CloudTrail log file and per digest file each time a validation changes what is known "
+                "of it (append-only history; `log_file_integrity_latest` holds the current state). Log files are "
+                "checked against the SHA-256 their signed digest lists; digests by signature and chain "
+                "(auditcorr.integrity, ADR 0007).",
+    partition="the UTC day of the file's time (log file: the delivery time in its name; digest: its end time)",
+    columns=(
+        Column("object_key", STR, "the object as ingested (`s3://bucket/key` or a local path); for a log file a digest "
+                                  "lists but nobody delivered, the key the digest lists"),
+        Column("rel_key", STR, "the key from `AWSLogs/` on: how digests name a file"),
+        Column("file_kind", STR, "log or digest"),
+        Column("account", STR, "the account in the key"),
+        Column("region", STR, "the region in the key"),
+        Column("org_id", STR, "the organisation id in the key (organisation trails)"),
+        Column("file_time", TS, "log file: the delivery time in its name; digest: `digestEndTime`"),
+        Column("digest_key", STR, "log file: the digest that lists it (as ingested)"),
+        Column("expected_sha256", STR, "log file: the SHA-256 of its uncompressed content the digest lists"),
+        Column("actual_sha256", STR, "the SHA-256 of the uncompressed content as ingested (digest: of the digest)"),
+        Column("status", STR, "log file: verified, modified, missing, not_yet_covered or unverifiable; digest: "
+                              "verified (signature and chain hold), invalid (signature or chain do not) or "
+                              "unverifiable (no key or no signature metadata)"),
+        Column("reason", STR, "why the status, when it is not plain (e.g. hash_mismatch, gzip_trailing_data, "
+                              "digest_no_key, digest_missing, trusted_by_successor_hash)"),
+        Column("trail", STR, "digest: the trail name in its key"),
+        Column("home_region", STR, "digest: the trail's home region in its key"),
+        Column("backfill", pa.bool_(), "digest: a backfill digest (its own chain)"),
+        Column("digest_start", TS, "digest: `digestStartTime`"),
+        Column("fingerprint", STR, "digest: the public key fingerprint it names"),
+        Column("signature_status", STR, "digest: valid, valid_from_successor, invalid, no_metadata, no_key, "
+                                        "unsupported_algorithm, invalid_format or moved"),
+        Column("trust_source", STR, "digest: why its content is trusted (signature, successor_signature, "
+                                    "successor_hash), null when it is not"),
+        Column("chain_status", STR, "digest: ok, chain_start, gap_before, broken_link or unknown"),
+        Column("chain_reason", STR, "digest: why the chain status (e.g. previous_digest_missing, "
+                                    "previous_hash_mismatch)"),
+        Column("missing_before", pa.int64(), "digest: digests estimated missing just before it (hourly cadence)"),
+        Column("previous_key", STR, "digest: `previousDigestS3Object`"),
+        Column("log_count", pa.int64(), "digest: how many log files it lists"),
+        Column("checked_at", TS, "when this validation ran"),
+    ),
+    key=("rel_key",),
+    version_column="checked_at",
+    sort_keys=("rel_key",),
+    latest_view=True,
+)
+
 #: every output table, in the order of the docs and the template
 CATALOG: dict[str, TableSpec] = {t.name: t for t in (
     S3_WRITES_TABLE, LOGONS_TABLE, SESSIONS_TABLE, APPLICATIONS_TABLE, ATTRIBUTED_ACTIVITY_TABLE, ALERTS_TABLE,
-    FINDINGS_TABLE, LIVE_SESSIONS_TABLE, LIVE_POLLS_TABLE)}
+    FINDINGS_TABLE, LIVE_SESSIONS_TABLE, LIVE_POLLS_TABLE, LOG_FILE_INTEGRITY_TABLE)}
 
 # -- derived views of the catalog (the names the rest of the code imports) ------------------------
 TABLES: dict[str, pa.Schema] = {name: t.schema for name, t in CATALOG.items()}
@@ -412,6 +469,7 @@ ALERTS = ALERTS_TABLE.schema
 FINDINGS = FINDINGS_TABLE.schema
 LIVE_SESSIONS = LIVE_SESSIONS_TABLE.schema
 LIVE_POLLS = LIVE_POLLS_TABLE.schema
+LOG_FILE_INTEGRITY = LOG_FILE_INTEGRITY_TABLE.schema
 
 #: the columns that identify a row for "keep the latest row" views and de-duplication
 ROW_KEYS: dict[str, tuple[str, ...]] = {name: t.key for name, t in CATALOG.items()}

@@ -29,6 +29,7 @@ from auditcorr.lake import input_id
 from auditcorr.pipeline import Pipeline, wall_clock
 
 from . import s3 as s3mod
+from .cloudtrail_keys import key_fetcher
 from .envelopes import Decoded, ObjectRef, decode
 from .settings import Settings, config_from_env, environment
 
@@ -96,7 +97,7 @@ class Ingestor:
         env = environment(env)
         settings = Settings.from_env(env)
         lake = s3mod.open_lake(settings.lake_uri, settings.region, env)
-        pipeline = Pipeline(lake, config_from_env(env), clock=wall_clock)
+        pipeline = Pipeline(lake, config_from_env(env), clock=wall_clock, key_fetcher=key_fetcher())
         return cls(s3mod.client("s3"), pipeline, accept_for(settings), logger)
 
     # -- per invocation -------------------------------------------------------------------------
@@ -128,13 +129,16 @@ class Ingestor:
 
     def ingest(self, ref: ObjectRef) -> FileOutcome | None:
         try:
-            data, etag = s3mod.get_object(self.s3, ref)
+            data, etag, metadata = s3mod.get_object_and_metadata(self.s3, ref)
         except s3mod.ObjectGone as exc:
             self.totals.objects_missing += 1
             self.log.warning("object gone before it could be read", extra={"error_code": exc.code,
                                                                            "object": ref.uri})
             return None
-        out = self.pipeline.ingest_object(ref.uri, data, etag=etag, summary=self.summary)
+        # a digest's signature is its S3 user metadata; the bucket it was read from is checked against
+        # the location the digest names
+        out = self.pipeline.ingest_object(ref.uri, data, etag=etag, summary=self.summary,
+                                          metadata={"Metadata": metadata}, bucket=ref.bucket)
         self.summary.files.append(out)
         self.totals.add_outcome(out)
         iid = input_id(ref.uri, data, etag)

@@ -44,6 +44,11 @@ def client(service: str, session: boto3.session.Session | None = None) -> Any:
     return (session or _session()).client(service, config=BOTO_CONFIG)
 
 
+def client_in_region(service: str, region: str) -> Any:
+    """A client of ``service`` in ``region`` (CloudTrail's public keys are regional)."""
+    return _session().client(service, region_name=region, config=BOTO_CONFIG)
+
+
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -52,6 +57,13 @@ def get_object(s3: Any, ref: ObjectRef) -> tuple[bytes, str | None]:
     """The object's bytes and ETag. Raises :class:`ObjectGone` when retrying cannot help; any other
     error (throttling, 5xx, access denied, network) propagates so the message is retried and, if
     it keeps failing, lands in the dead-letter queue."""
+    data, etag, _ = get_object_and_metadata(s3, ref)
+    return data, etag
+
+
+def get_object_and_metadata(s3: Any, ref: ObjectRef) -> tuple[bytes, str | None, dict[str, str]]:
+    """``get_object`` with the object's user metadata (a CloudTrail digest's ``signature`` and
+    ``signature-algorithm``: the same map ``head-object`` returns, without a second request)."""
     kwargs: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
     if ref.version_id:
         kwargs["VersionId"] = ref.version_id
@@ -64,7 +76,7 @@ def get_object(s3: Any, ref: ObjectRef) -> tuple[bytes, str | None]:
         raise
     with resp["Body"] as body:
         data = body.read()
-    return data, resp.get("ETag")
+    return data, resp.get("ETag"), dict(resp.get("Metadata") or {})
 
 
 def endpoint_from_env(env: Mapping[str, str]) -> tuple[str, str] | None:

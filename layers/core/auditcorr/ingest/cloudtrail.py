@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from ..config import Config
 from ..counts import FileOutcome
+from ..integrity.gzipstream import GzipHash, PendingHash, inflate_hash_later
 from ..schemas import LOGONS, S3_WRITES, conform
 from ..timeparse import parse_column
 from .inflate import DEFAULT_MAX_INFLATED, TooLarge, inflate
@@ -39,11 +40,17 @@ class DigestObject(UnreadableObject):
     """The body is a CloudTrail digest file (recognised by its content): skipped, not quarantined."""
 
 
+#: largest inflated CloudTrail object read (CloudTrail's own files are far smaller)
+
+
 @dataclass
 class ParsedCloudTrail:
     writes: pa.Table
     logons: pa.Table
     outcome: FileOutcome
+    #: SHA-256 of the uncompressed content as CloudTrail hashes it (first gzip member), with the gzip
+    #: outcome; computed while inflating for the parse (integrity validation, ADR 0007)
+    log_hash: GzipHash | None = None
 
 
 #: a record that is not a CloudTrail record (counted as rejected, never as a skipped event)
@@ -59,6 +66,23 @@ def decode_body(data: bytes, max_bytes: int = DEFAULT_MAX_INFLATED) -> bytes:
     except (EOFError, OSError, zlib.error) as exc:
         kind = "zlib" if isinstance(exc, zlib.error) else type(exc).__name__  # zlib's class is named "error"
         raise UnreadableObject(f"corrupt or truncated gzip ({kind})") from exc
+
+
+def decode_and_hash(data: bytes, max_bytes: int = DEFAULT_MAX_INFLATED) -> tuple[bytes, GzipHash | PendingHash | None]:
+    """``decode_body`` that also hashes the uncompressed content as CloudTrail does (one inflate;
+    the hash of a large file runs while the caller parses: ``PendingHash.result()``)."""
+    if data[:2] != b"\x1f\x8b":
+        return decode_body(data, max_bytes), None  # (a plain body over the cap is refused too)
+    content, digest = inflate_hash_later(data, max_inflated_bytes=max_bytes)
+    if content is not None and isinstance(digest, PendingHash):
+        return content, digest
+    # a second member (every member is read, as before: the hash says it is not as delivered), or
+    # corrupt / truncated gzip (decode_body raises UnreadableObject, as before)
+    return decode_body(data, max_bytes), digest
+
+
+def _resolved(log_hash: GzipHash | PendingHash | None) -> GzipHash | None:
+    return log_hash.result() if isinstance(log_hash, PendingHash) else log_hash
 
 
 def is_digest(path: str, body: Any = None) -> bool:
@@ -287,10 +311,15 @@ def parse_cloudtrail(data: bytes, source: str, config: Config, *, max_inflated: 
     """Parse one CloudTrail object.  Raises UnreadableObject when nothing in it can be read.
 
     ``max_inflated`` caps the body's size (gzip inflated; ``inflate.cap_for_memory``); ``now_ms``,
-    when known, bounds the plausible event times from above (``plausible.window``)."""
-    body = decode_body(data, max_inflated)
-    fast = _parse_fast(body, source, config, now_ms)
+    when known, bounds the plausible event times from above (``plausible.window``).  The uncompressed
+    content is hashed as CloudTrail does (``log_hash``), in the same inflate."""
+    body, pending = decode_and_hash(data, max_inflated)
+    try:
+        fast = _parse_fast(body, source, config, now_ms)
+    finally:
+        log_hash = _resolved(pending)  # never leave a hash running past the parse
     if fast is not None:
+        fast.log_hash = log_hash
         return fast
     outcome = FileOutcome(source=source, kind="cloudtrail")
     try:
@@ -299,12 +328,12 @@ def parse_cloudtrail(data: bytes, source: str, config: Config, *, max_inflated: 
         # a digest file outside a CloudTrail-Digest/ folder: recognised, skipped, nothing to read
         outcome.kind = "digest"
         outcome.note = "digest file (recognised by its content): not an event log, skipped"
-        return ParsedCloudTrail(S3_WRITES.empty_table(), LOGONS.empty_table(), outcome)
+        return ParsedCloudTrail(S3_WRITES.empty_table(), LOGONS.empty_table(), outcome, log_hash)
     outcome.records_in = len(records)
     w_rows, l_rows = _extract(records, source, config, outcome)
     writes = _to_table(w_rows, S3_WRITES, outcome, now_ms)
     logons = _to_table(l_rows, LOGONS, outcome, now_ms)
-    return ParsedCloudTrail(writes, logons, outcome)
+    return ParsedCloudTrail(writes, logons, outcome, log_hash)
 
 
 def _parse_fast(body: bytes, source: str, config: Config, now_ms: int | None = None) -> ParsedCloudTrail | None:

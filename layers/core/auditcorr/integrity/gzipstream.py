@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import zlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 # gzip container (header + CRC32/ISIZE trailer checked by zlib), not raw deflate or zlib.
@@ -98,3 +99,67 @@ def inflate_bounded(data: bytes, *, max_inflated_bytes: int) -> bytes:
     if outcome != OK:
         raise InflateError(outcome)
     return b"".join(parts)
+
+
+#: content at least this large is hashed on a worker thread while the caller parses it (hashlib
+#: releases the GIL on large buffers: on two or more cores the hash costs almost no wall time)
+BACKGROUND_HASH_BYTES = 1 << 20
+_executor: ThreadPoolExecutor | None = None
+
+
+def _hasher() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auditcorr-sha256")
+    return _executor
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class PendingHash:
+    """A hash being computed; ``result()`` waits for it."""
+
+    def __init__(self, content: bytes) -> None:
+        self._n = len(content)
+        self._future: Future[str] | None = None
+        self._done: str | None = None
+        if len(content) >= BACKGROUND_HASH_BYTES:
+            self._future = _hasher().submit(_sha256_hex, content)
+        else:
+            self._done = _sha256_hex(content)
+
+    def result(self) -> GzipHash:
+        digest = self._future.result() if self._future is not None else self._done
+        return GzipHash(OK, digest, self._n)
+
+
+def inflate_and_hash(data: bytes, *, max_inflated_bytes: int) -> tuple[bytes | None, GzipHash]:
+    """Whole gzip ``data`` -> (the first member's content, its hash), in one pass: for callers that
+    need the content anyway (the CloudTrail parser), so a log file is inflated once, not twice.
+
+    The content is None unless the outcome is ``ok`` or ``trailing_data`` (then it is the first
+    member only; a caller that reads every member, as ``gzip.decompress`` does, inflates again --
+    rare: CloudTrail writes one member)."""
+    content, pending = inflate_hash_later(data, max_inflated_bytes=max_inflated_bytes)
+    return content, pending.result() if isinstance(pending, PendingHash) else pending
+
+
+def inflate_hash_later(data: bytes, *, max_inflated_bytes: int) -> tuple[bytes | None, GzipHash | PendingHash]:
+    """``inflate_and_hash`` whose hash of a complete single member may still be running (a
+    ``PendingHash``: call ``result()`` after using the content)."""
+    if data[:2] != b"\x1f\x8b":
+        return None, GzipHash(CORRUPT, None, 0)
+    inflater = zlib.decompressobj(_GZIP_WBITS)
+    try:
+        content = inflater.decompress(data, max_inflated_bytes + 1)
+    except zlib.error:
+        return None, GzipHash(CORRUPT, None, 0)
+    if len(content) > max_inflated_bytes:
+        return None, GzipHash(TOO_LARGE, None, len(content))
+    if not inflater.eof:
+        return None, GzipHash(TRUNCATED, None, len(content))
+    if inflater.unused_data:
+        return content, GzipHash(TRAILING_DATA, None, len(content))
+    return content, PendingHash(content)

@@ -54,6 +54,18 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
+def sidecar_document(path: Path) -> dict | None:
+    """The ``head-object`` document a sidecar holds; None when absent or unreadable (then the digest is
+    checked through its successor's copy of its signature)."""
+    try:
+        if not path.is_file() or path.stat().st_size > _MAX_SIDECAR_BYTES:
+            return None
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def read_metadata_sidecar(path: Path) -> DigestMetadata | None:
     """``<digest>.metadata.json`` -> metadata; None when absent.  ValueError when unreadable."""
     if not path.is_file():

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import pyarrow as pa
 
@@ -24,7 +25,7 @@ from .digest import HASH_ALGORITHM, SIGNATURE_ALGORITHM, Digest, LogFileEntry, s
 from .gzipstream import CORRUPT, OK, TOO_LARGE, TRAILING_DATA, TRUNCATED
 from .inputs import DigestSeen, KeyRing, LogFileSeen
 from .keys import DigestKey, parse_digest_key, parse_log_key, relative_key
-from .rsakeys import verify_sha256_rsa
+from .rsakeys import RsaPublicKey, verify_sha256_rsa
 from .tables import DIGEST_SCHEMA, LOG_SCHEMA, SIGNAL_SCHEMA, rows_to_table
 
 HOUR = timedelta(hours=1)
@@ -201,6 +202,13 @@ def _unhex(text: str | None) -> bytes | None:
         return None
 
 
+@lru_cache(maxsize=4096)
+def _verify_once(key: RsaPublicKey, message: bytes, signature: bytes) -> bool:
+    """A pure function of its arguments: a digest re-validated with its neighbours (the pipeline
+    validates around every digest that arrives) is verified once per process."""
+    return verify_sha256_rsa(key, message, signature)
+
+
 def _verifies(d: _D, keys: KeyRing, signature_hex: str | None) -> bool:
     if d.digest is None or d.sha256 is None:
         return False
@@ -208,7 +216,7 @@ def _verifies(d: _D, keys: KeyRing, signature_hex: str | None) -> bool:
     signature = _unhex(signature_hex)
     if key is None or signature is None:
         return False
-    return verify_sha256_rsa(key, signing_string(d.digest, d.sha256), signature)
+    return _verify_once(key, signing_string(d.digest, d.sha256), signature)
 
 
 def _check_signature(d: _D, keys: KeyRing, successors: list[_D]) -> None:

@@ -31,7 +31,8 @@ class AlertMerge:
         self.config = config or Config()
 
     def merge(self, raised: pa.Table, scope: list[str] | pa.ChunkedArray | pa.Array, rules_in_scope: list[str],
-              dts: pa.Array, name: str, now: int, summary: IngestSummary | None, whole_days: bool = False) -> None:
+              dts: pa.Array, name: str, now: int, summary: IngestSummary | None, whole_days: bool = False,
+              closed_reason: str | None = None) -> None:
         """Write what changed in the alerts of the events in ``scope`` (``whole_days``: every event of
         the days of ``dts``) for the rules in ``rules_in_scope``, then compact those days."""
         # only the previous versions of the alerts on these events matter (alert_id = H(rule, event),
@@ -44,7 +45,7 @@ class AlertMerge:
         prev = self.lake.read("alerts", days) if ids is None else self.read_where_in("alerts", days, "event_id", ids)
         prev = prev.drop_columns(["dt"]) if "dt" in prev.column_names else prev
         raised = findings.assign(conform(raised, ALERTS), self.config)
-        changed = rules.reconcile(prev, raised, scope, now, rules_in_scope=rules_in_scope)
+        changed = rules.reconcile(prev, raised, scope, now, rules_in_scope=rules_in_scope, closed_reason=closed_reason)
         if changed.num_rows:
             self.lake.write_partitioned("alerts", name, changed, dt_column(changed.column("event_time")))
             if summary is not None:

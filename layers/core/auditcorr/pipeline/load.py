@@ -23,9 +23,11 @@ EVENT_ID_CACHE_BYTES = 64 << 20
 
 
 def classify(source: str) -> str:
-    """``cloudtrail``, ``digest``, ``insight``, ``sessions_report``, ``applications_report`` or
+    """``cloudtrail``, ``digest``, ``digest_metadata``, ``insight``, ``sessions_report``, ``applications_report`` or
     ``usage_report`` (a CSV whose kind its header decides), from the object's name."""
     p = source.replace("\\", "/")
+    if p.endswith(".metadata.json") and is_digest(p.removesuffix(".metadata.json")):
+        return "digest_metadata"  # a digest's saved head-object output: read with the digest
     if is_digest(p):
         return "digest"
     if is_insight(p):

@@ -17,7 +17,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +34,8 @@ from ..counts import FileOutcome, IngestSummary
 from ..ingest.cloudtrail import UnreadableObject, parse_cloudtrail
 from ..ingest.inflate import DEFAULT_MAX_INFLATED
 from ..ingest.usage import parse_usage_report
+from ..integrity import hash_gzip_stream, metadata_from_head_object
+from ..integrity.stage import IntegrityStage, KeyFetcher, update_activity
 from ..lake import SORT_KEYS, Lake, input_id
 from ..rules import scope as scope_rules
 from ..schemas import conform
@@ -78,7 +80,8 @@ def with_alert_scope(raised: pa.Table, activity: pa.Table) -> pa.Table:
 
 
 class Pipeline:
-    def __init__(self, lake: Lake, config: Config, clock: Clock = wall_clock) -> None:
+    def __init__(self, lake: Lake, config: Config, clock: Clock = wall_clock,
+                 key_fetcher: KeyFetcher | None = None) -> None:
         self.lake = lake
         self.config = config
         self.clock = clock
@@ -92,24 +95,34 @@ class Pipeline:
         #: most an object may inflate to (bytes): the configuration's, else the parsers' default
         self.max_inflated = int(config.max_inflated_mb * (1 << 20)) if config.max_inflated_mb else DEFAULT_MAX_INFLATED
         self.completeness = Completeness(lake)
+        self.integrity = _integrity_stage(self, key_fetcher) if config.integrity_enabled else None
 
     # -- entry points --------------------------------------------------------------------------
     def ingest_object(self, source: str, data: bytes, etag: str | None = None,
-                      summary: IngestSummary | None = None) -> FileOutcome:
-        """Ingest one object; never raises for bad input (the outcome says what happened)."""
+                      summary: IngestSummary | None = None, metadata: Mapping[str, object] | None = None,
+                      bucket: str | None = None) -> FileOutcome:
+        """Ingest one object; never raises for bad input (the outcome says what happened).
+        ``metadata``/``bucket``: a digest's S3 user metadata (its signature) and the bucket it was read from."""
         kind = classify(source)
-        if kind in ("digest", "insight"):
+        if kind == "insight" or kind == "digest_metadata" or (kind == "digest" and self.integrity is None):
             return FileOutcome(source=source, kind=kind, note=f"{kind} file: not an event log, skipped")
-        iid = input_id(source, data, etag)
+        # a digest delivered again with other metadata (a signature) is a new input
+        signature = metadata_from_head_object(metadata).signature if metadata is not None else None
+        iid = input_id(source + ("#" + signature if signature else ""), data, etag)
         done = self.manifests.already(source, kind, iid)
         if done is not None:
             return done
         try:
-            if kind == "cloudtrail":
+            if kind == "digest" and self.integrity is not None:
+                out = self.integrity.digest(source, data, metadata, bucket, f"integrity-{iid}", summary)
+            elif kind == "cloudtrail":
                 out = self._ingest_cloudtrail(source, data, iid, summary)
             else:
                 out = self._ingest_report(source, data, iid, None if kind == "usage_report" else kind, summary)
         except UnreadableObject as exc:
+            if kind == "cloudtrail" and self.integrity is not None:  # a log file that cannot be read is kept too
+                self.integrity.log_file(source, hash_gzip_stream([data], max_inflated_bytes=1 << 30),
+                                        f"integrity-{iid}", summary)
             self.quarantine(source, data, iid, str(exc))
             log.warning("input rejected", extra={"input_id": iid, "reason": str(exc)})
             return FileOutcome(source=source, kind=kind if kind != "usage_report" else "sessions_report",
@@ -139,6 +152,9 @@ class Pipeline:
         t0 = self.times.add("parse", t0)
         out = parsed.outcome
         name = f"part-{iid}"
+        integrity = self.integrity.log_file(source, parsed.log_hash, f"integrity-{iid}", summary) \
+            if self.integrity is not None else None
+        t0 = self.times.add("integrity", t0)
         writes, write_scopes = with_scope("s3_writes", parsed.writes, self.scopes)
         logons, logon_scopes = with_scope("logons", parsed.logons, self.scopes)
         new_writes = load_events(self.lake, self.columns, "s3_writes", writes, name, out)
@@ -153,7 +169,7 @@ class Pipeline:
         t0 = self.times.add("write", t0)
         compacting = self.times.seconds.get("compact", 0.0)
         if new_writes.num_rows:
-            self._attribute_and_alert(new_writes, name, summary, whole_days=False)
+            self._attribute_and_alert(new_writes, name, summary, whole_days=False, log_integrity=integrity)
         if new_logons.num_rows:  # logons later than the report of the sessions they open
             self.recheck_logons(new_logons, f"logoncheck-{iid}", summary)
         # sessions whose logon check waited for this much CloudTrail are decided now
@@ -249,7 +265,8 @@ class Pipeline:
                 summary.recomputed_days.append(dt)
 
     def _attribute_and_alert(self, writes: pa.Table, name: str, summary: IngestSummary | None,
-                             whole_days: bool, replace_files: list[str] | None = None) -> None:
+                             whole_days: bool, replace_files: list[str] | None = None,
+                             log_integrity: str | None = None) -> None:
         now = self.clock()
         days = sorted({int(d) for d in np.unique(
             writes.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False) // DAY_MS)})
@@ -260,6 +277,7 @@ class Pipeline:
         act = res.activity
         if replace_files:
             act = carry_previous(act, self.lake.read("attributed_activity", files=replace_files))
+        act = self._with_log_integrity(act, writes, log_integrity, refresh=bool(replace_files))
         dts = dt_column(act.column("event_time"))
         written = self.lake.write_partitioned("attributed_activity", name, act, dts)
         if replace_files:
@@ -274,6 +292,27 @@ class Pipeline:
                           summary, whole_days=whole_days)
         for dt in pc.unique(dts).to_pylist():
             self.maybe_compact("attributed_activity", dt)
+
+    def _with_log_integrity(self, act: pa.Table, writes: pa.Table, status: str | None, refresh: bool) -> pa.Table:
+        """``log_file`` and ``log_integrity`` of each write: ``status`` when all came from one log file
+        just parsed; on a re-attribution the current status of each file (else what the row had)."""
+        if self.integrity is None or act.num_rows == 0:
+            return act
+        pos = pc.index_in(act.column("event_id"), value_set=writes.column("event_id"))
+        files = writes.column("source_object").combine_chunks().take(pos)
+        act = act.set_column(act.schema.get_field_index("log_file"), "log_file", files)
+        if status is not None:
+            new = pa.array([status] * act.num_rows, pa.string())
+        elif refresh:
+            days = sorted({day_string(int(d) + k) for d in np.unique(act.column("event_time").cast(pa.int64())
+                                                                .to_numpy(zero_copy_only=False) // DAY_MS)
+                           for k in (0, 1)})
+            current = self.integrity.statuses(pc.unique(files).drop_null().to_pylist(), days)
+            new = pc.coalesce(pa.array([current.get(f) for f in files.to_pylist()], pa.string()),
+                              act.column("log_integrity"))
+        else:
+            return act
+        return act.set_column(act.schema.get_field_index("log_integrity"), "log_integrity", new)
 
     def pending_days(self) -> list[str]:
         """Partitions that still hold pending writes (to re-check when time passes)."""
@@ -367,3 +406,21 @@ class Pipeline:
 
     def compact(self, table: str, dt: str, files: list[str]) -> str:
         return self.compactor.compact(table, dt, files)
+
+
+def _integrity_stage(pipe: Pipeline, key_fetcher: KeyFetcher | None) -> IntegrityStage:
+    """The integrity stage wired to this pipeline's alert merge, compaction and activity table."""
+    local_keys = None
+    if pipe.config.integrity_public_keys_dir:
+        from pathlib import Path
+
+        from ..integrity.local import load_key_directory
+
+        local_keys = load_key_directory(Path(pipe.config.integrity_public_keys_dir))
+
+    def update(by_source: dict[str, str], days: list[str], name: str, now: int) -> None:
+        for dt in update_activity(pipe.lake, pipe.alerts.read_where_in, by_source, days, name, now):
+            pipe.maybe_compact("attributed_activity", dt)
+
+    return IntegrityStage(pipe.lake, pipe.config, pipe.clock, pipe.alerts.merge, update, pipe.maybe_compact,
+                          key_fetcher=key_fetcher, local_keys=local_keys)

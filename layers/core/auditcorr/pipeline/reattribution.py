@@ -52,4 +52,7 @@ def carry_previous(act: pa.Table, old: pa.Table) -> pa.Table:
         carried = old_col(col)
         i = act.schema.get_field_index(col)
         act = act.set_column(i, col, pc.if_else(changed, new, carried))
+    # the log file's integrity is not recomputed by attribution: the latest version holds it
+    i = act.schema.get_field_index("log_integrity")
+    act = act.set_column(i, "log_integrity", pc.coalesce(act.column("log_integrity"), old_col("log_integrity")))
     return act

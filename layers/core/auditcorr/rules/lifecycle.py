@@ -20,7 +20,7 @@ from .base import CLOSED, OPEN
 
 def reconcile(previous: pa.Table, raised: pa.Table,
               scope_event_ids: Iterable[str | None] | pa.Array | pa.ChunkedArray, now_ms: int,
-              rules_in_scope: Iterable[str] | None = None) -> pa.Table:
+              rules_in_scope: Iterable[str] | None = None, closed_reason: str | None = None) -> pa.Table:
     """Merge freshly ``raised`` alerts with the ``previous`` latest alert rows.
 
     Returns only the rows that change (new alerts, re-opened, closed): the caller appends them.
@@ -63,7 +63,7 @@ def reconcile(previous: pa.Table, raised: pa.Table,
     closed = prev.filter(closing)
     closed = _replace(closed, {
         "status": pa.array([CLOSED] * closed.num_rows, pa.string()),
-        "status_reason": pa.array([_CLOSED_REASON] * closed.num_rows, pa.string()),
+        "status_reason": pa.array([closed_reason or _CLOSED_REASON] * closed.num_rows, pa.string()),
         "updated_at": _after_col(now, closed.column("updated_at")),
     })
     if changed_raised.num_rows + closed.num_rows == 0:
