@@ -36,9 +36,9 @@ from .catalog import Catalog
 from .mapping import Mapped, Mapper
 from .validate import Validator
 
-DATASTORE = "auditcorr-datastore-activity"
-AUTHENTICATION = "auditcorr-authentication"
-FINDING = "auditcorr-detection-finding"
+DATASTORE = "auditcorr-datastore"
+AUTHENTICATION = "auditcorr-auth"
+FINDING = "auditcorr-finding"
 SOURCES = (DATASTORE, AUTHENTICATION, FINDING)
 #: Security Lake custom-source guidance: objects up to 256 MB.  Files are split on the in-memory
 #: (uncompressed Arrow) size, which is larger than the zstd Parquet it becomes, so parts stay below.
