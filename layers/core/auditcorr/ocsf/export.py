@@ -63,6 +63,11 @@ class ExportResult:
     out: str
     sources: dict[str, SourceResult]
 
+    def line(self) -> str:
+        """One line: where, and how many records per source (class)."""
+        counts = ", ".join(f"{name} {r.records}" for name, r in self.sources.items())
+        return f"OCSF 1.6.0 export (Security Lake custom-source layout) -> {self.out}/ext: {counts} records"
+
     def lines(self) -> list[str]:
         out = [f"OCSF export to {self.out}"]
         for name, r in self.sources.items():
