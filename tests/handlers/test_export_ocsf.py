@@ -13,6 +13,7 @@ import io
 import json
 import re
 import time
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import pyarrow.parquet as pq
@@ -50,7 +51,8 @@ class Container:
     def __init__(self, handler, monkeypatch) -> None:
         import auditcorr_aws.ocsf as adapter
 
-        self.module, self.handler = handler(FN)
+        self._load = handler
+        self.module: Any = None
         self.assumed: dict[str, str] = {}
         real = adapter.assume_role
 
@@ -61,11 +63,17 @@ class Container:
 
         monkeypatch.setattr(adapter, "assume_role", recording)
 
+    def _started(self) -> Any:
+        if self.module is None:  # the container starts on its first use (after the test's ingests)
+            self.module, self.handler = self._load(FN)
+        return self.module
+
     @property
     def exporter(self):
-        return self.module.exporter()
+        return self._started().exporter()
 
     def run(self, context: aws.FakeContext | None = None) -> tuple[dict, dict[str, str]]:
+        self._started()
         self.assumed = {}
         result = self.handler(sc.payload(PAYLOAD), context or aws.FakeContext(remaining_ms=900_000))
         return result, self.assumed
@@ -107,9 +115,11 @@ def test_the_payload_exports_the_lake_to_the_custom_sources_through_their_provid
     sc.stage_sources(deployment.client("s3"))
     ingest(handler, CT_PAYLOADS)
     mark = moto_server.log.mark()
+    capsys.readouterr()
 
     result, assumed = export.run()
     requests = moto_server.log.since(mark)
+    logged = capsys.readouterr()
 
     # the custom sources hold the lake's day, one class per source, in the Security Lake layout
     objects = security_lake_objects(deployment)
@@ -150,8 +160,11 @@ def test_the_payload_exports_the_lake_to_the_custom_sources_through_their_provid
     own = [r for r in requests if access_key(r) not in assumed]
     assert not security_lake_requests(own)
     assert [str(c) for c in iam.denied(deployment, FN, own)] == []
-    metrics = aws.emf_metrics(capsys.readouterr().out)
+    metrics = aws.emf_metrics(logged.out)
     assert metrics["records"] == result["records"] and metrics["files_written"] == len(objects)
+    assert "OCSF day exported" in logged.out
+    for personal in ("alice", "bob", sc.ALICE_IP, sc.BOB_IP, sc.OUTSIDE_IP, sc.DATA_KEY_ALICE):
+        assert personal not in logged.out + logged.err  # days and counts only
 
 
 def test_an_unchanged_lake_writes_nothing_and_a_late_report_rewrites_its_day(
