@@ -221,8 +221,9 @@ def test_a_refused_write_keeps_the_day_for_the_next_run_and_fails_the_invocation
 def test_a_run_short_of_time_leaves_its_days_for_the_next(deployment, handler, export):
     sc.stage_sources(deployment.client("s3"))
     ingest(handler, CT_PAYLOADS)
-    result, _ = export.run(aws.FakeContext(remaining_ms=30_000))  # less than the reserve: no day is started
+    result, assumed = export.run(aws.FakeContext(remaining_ms=30_000))  # less than the reserve: no day started
     assert result["days_exported"] == 0 and result["days_left"] >= 1
+    assert assumed == {}  # no role assumed for nothing
     assert security_lake_objects(deployment) == {}
     result, _ = export.run()
     assert result["days_exported"] >= 1 and result["days_left"] == 0

@@ -143,34 +143,35 @@ class OcsfExporter:
         todo = state.plan(self.lake, self.clock(), self.overlap_ms)
         self.lake.put_json(path, state.to_json())  # the changed days are remembered first
         failed: list[str] = []
-        if todo:
-            outputs = self.outputs(state)
-            longest_ms = 0
-            for day in todo:
-                if remaining_ms() < max(RESERVE_MS, 2 * longest_ms):
-                    break
-                started = time.monotonic()
-                since, until = _day_bounds(day)
-                try:
-                    result = export_ocsf(self.lake, outputs[SOURCES[0]], since, until, outputs=outputs,
-                                         fallback_account=self.settings.account_id,
-                                         fallback_region=self.settings.region)
-                except OSError as exc:  # pyarrow's S3 errors (access denied, throttled, 5xx)
-                    failed.append(day)
-                    t.days_failed += 1
-                    if self.log is not None:
-                        self.log.warning("OCSF export of a day failed; kept for the next run",
-                                         extra={"day": day, "error": type(exc).__name__, "detail": str(exc)[:300]})
-                    continue
-                longest_ms = max(longest_ms, int((time.monotonic() - started) * 1000))
-                t.add(result)
-                state.done(day)
-                self.lake.put_json(path, state.to_json())
-                if self.log is not None:  # counts only: no user names in the logs
-                    self.log.info("OCSF day exported", extra={"day": day, **{
-                        s: {"records": r.records, "written": len(r.written), "unchanged": len(r.unchanged),
-                            "retired": len(r.deleted), "rejected": dict(r.rejected)}
-                        for s, r in result.sources.items()}})
+        outputs: dict[str, WriteOnlyOutput] | None = None
+        longest_ms = 0
+        for day in todo:
+            if remaining_ms() < max(RESERVE_MS, 2 * longest_ms):
+                break
+            if outputs is None:  # the roles are assumed only when a day is exported
+                outputs = self.outputs(state)
+            started = time.monotonic()
+            since, until = _day_bounds(day)
+            try:
+                result = export_ocsf(self.lake, outputs[SOURCES[0]], since, until, outputs=outputs,
+                                     fallback_account=self.settings.account_id,
+                                     fallback_region=self.settings.region)
+            except OSError as exc:  # pyarrow's S3 errors (access denied, throttled, 5xx)
+                failed.append(day)
+                t.days_failed += 1
+                if self.log is not None:
+                    self.log.warning("OCSF export of a day failed; kept for the next run",
+                                     extra={"day": day, "error": type(exc).__name__, "detail": str(exc)[:300]})
+                continue
+            longest_ms = max(longest_ms, int((time.monotonic() - started) * 1000))
+            t.add(result)
+            state.done(day)
+            self.lake.put_json(path, state.to_json())
+            if self.log is not None:  # counts only: no user names in the logs
+                self.log.info("OCSF day exported", extra={"day": day, **{
+                    s: {"records": r.records, "written": len(r.written), "unchanged": len(r.unchanged),
+                        "retired": len(r.deleted), "rejected": dict(r.rejected)}
+                    for s, r in result.sources.items()}})
         t.days_left = len(state.todo)
         if failed:
             raise ExportIncomplete(f"{len(failed)} day(s) not exported, kept for the next run: {', '.join(failed)}")
