@@ -130,6 +130,9 @@ def run_demo(keep: str | None, seed: int, echo: Callable[[str], None]) -> None:
         echo("\n== auditcorr query (Athena SQL, run locally by DuckDB) ==")
         echo(DEMO_SQL.strip())
         echo(render(run(DEMO_SQL, []), "table"))
+        from auditcorr.ocsf.export import Output, export_ocsf
+
+        echo("\n" + export_ocsf(lake, Output.open(str(work / "ocsf"))).line())
         echo(f"\ndone in {time.perf_counter() - t_start:.1f}s.")
         if keep:
             echo(f"Try: auditcorr query --lake {lake.base} "

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import re
 
+import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from auditcorr.lake import Lake
+from auditcorr.ocsf.export import AUTHENTICATION, DATASTORE, FINDING
 from auditcorr_cli.main import main
 from auditcorr_cli.query.engine import LocalEngine
 
@@ -47,3 +49,16 @@ def test_the_demo_shows_attribution_alerts_who_and_a_query(tmp_path):
     n = eng.query("SELECT count(*) AS n FROM attributed_activity_latest WHERE user_id = ? AND status = 'attributed'",
                   [top.group(1)]).column("n")[0].as_py()
     assert n == int(top.group(2))
+    # the OCSF line: where the export went, and per source as many records as its files hold, each of its
+    # class; one record per write, logon and alert of the lake
+    m = re.search(r"^OCSF 1\.6\.0 export \(Security Lake custom-source layout\) -> (\S+)/ext: (.+) records$", out,
+                  re.M)
+    assert m is not None and m.group(1) == str(tmp_path / "demo" / "ocsf")
+    printed = {name: int(n) for name, n in (part.rsplit(" ", 1) for part in m.group(2).split(", "))}
+    lake_rows = {DATASTORE: "attributed_activity_latest", AUTHENTICATION: "logons", FINDING: "alerts_latest"}
+    for source, class_uid in ((DATASTORE, 6005), (AUTHENTICATION, 3002), (FINDING, 2004)):
+        tables = [pq.read_table(p) for p in sorted((tmp_path / "demo" / "ocsf" / "ext" / source).rglob("*.parquet"))]
+        assert sum(t.num_rows for t in tables) == printed[source] > 0, source
+        assert {u for t in tables for u in t.column("class_uid").to_pylist()} == {class_uid}
+        n = eng.query(f"SELECT count(*) AS n FROM {lake_rows[source]}").column("n")[0].as_py()
+        assert printed[source] == n, source

@@ -105,6 +105,10 @@ def test_payload_runs_through_the_template_handler(function, path, deployment, h
             (sc.S1, "alice", sc.ALICE_IP), (sc.S2, "bob", sc.BOB_IP)}
         assert metrics["sessions_observed"] == 2
         return
+    if function == "ExportOcsfFunction":  # a scheduled run answers with its counts (tests/handlers/test_export_ocsf.py)
+        assert result["days_failed"] == 0 and result["days_left"] == 0
+        assert metrics["days_exported"] == result["days_exported"]
+        return
     assert result == {"batchItemFailures": []}
     if function == "IngestCloudTrailFunction":
         keys = {k for k in sc.WRITES_IN if k in json.dumps(sc.payload(path))}

@@ -32,6 +32,11 @@ APPSTREAM_BUCKET = "appstream-logs-us-east-1-111122223333-abcdefgh"
 IDEMPOTENCY_TABLE = "auditcorr-idempotency"
 TOPIC_NAME = "auditcorr-alerts"
 FLEET_ROLE = "arn:aws:iam::111122223333:role/AppStreamFleetRole"
+#: Amazon Security Lake (the OCSF export): this region's bucket and the custom sources' provider roles
+SECURITY_LAKE_BUCKET = "aws-security-data-lake-us-east-1-exampleexampleexample1"
+SECURITY_LAKE_EXTERNAL_ID = "auditcorr-test-external-id"
+PROVIDER_ROLES = {source: f"arn:aws:iam::{ACCOUNT}:role/service-role/AmazonSecurityLake-Provider-{source}-{REGION}"
+                  for source in ("auditcorr-datastore", "auditcorr-auth", "auditcorr-finding")}
 
 #: template parameters of the test deployment
 PARAMS: dict[str, Any] = {
@@ -41,6 +46,11 @@ PARAMS: dict[str, Any] = {
     "FleetCidrs": "10.40.0.0/16",
     "LakePrefix": LAKE_PREFIX,
     "EnableSecurityHub": "true",
+    "SecurityLakeBucketName": SECURITY_LAKE_BUCKET,
+    "SecurityLakeDatastoreRoleArn": PROVIDER_ROLES["auditcorr-datastore"],
+    "SecurityLakeAuthRoleArn": PROVIDER_ROLES["auditcorr-auth"],
+    "SecurityLakeFindingRoleArn": PROVIDER_ROLES["auditcorr-finding"],
+    "SecurityLakeExternalId": SECURITY_LAKE_EXTERNAL_ID,
 }
 
 FAKE_CREDENTIALS = {
@@ -232,8 +242,14 @@ def deploy(endpoint: str, params: dict[str, Any] | None = None) -> Deployment:
     """Create the resources the functions use, named as the template would wire them."""
     params = PARAMS | (params or {})
     s3 = boto3.client("s3", region_name=REGION)
-    for bucket in (LAKE_BUCKET, CLOUDTRAIL_BUCKET, APPSTREAM_BUCKET):
+    for bucket in (LAKE_BUCKET, CLOUDTRAIL_BUCKET, APPSTREAM_BUCKET, SECURITY_LAKE_BUCKET):
         s3.create_bucket(Bucket=bucket)
+    iam = boto3.client("iam", region_name=REGION)
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"sts:ExternalId": SECURITY_LAKE_EXTERNAL_ID}}}]})
+    for arn in PROVIDER_ROLES.values():
+        iam.create_role(RoleName=arn.rsplit("/", 1)[1], Path="/service-role/", AssumeRolePolicyDocument=trust)
     sns = boto3.client("sns", region_name=REGION)
     topic = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
     sqs = boto3.client("sqs", region_name=REGION)

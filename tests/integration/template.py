@@ -1,5 +1,6 @@
 """template.yaml for tests: a loader that tolerates CloudFormation tags, and a small resolver for the
-intrinsic functions the template uses (Ref, Fn::Sub, Fn::Join, Fn::GetAtt, Fn::If, Fn::Base64)."""
+intrinsic functions the template uses (Ref, Fn::Sub, Fn::Join, Fn::Split, Fn::GetAtt, Fn::If,
+Fn::Base64)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,9 @@ class Resolver:
                 return sep.join(str(i) for i in self(items))
             if fn == "Fn::GetAtt":
                 return self.attrs[(arg[0], arg[1])]
+            if fn == "Fn::Split":
+                sep, text = arg
+                return str(self(text)).split(sep)
             if fn == "Fn::Base64":
                 return base64.b64encode(str(self(arg)).encode()).decode()
             if fn == "Fn::If":

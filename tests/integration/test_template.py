@@ -102,7 +102,8 @@ def cfn() -> dict:
 
 def test_sam_transform_succeeds_offline(cfn):
     roles = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
-    assert len(roles) == len(tplmod.function_specs(TPL)) == 4
+    assert len(roles) == len(tplmod.function_specs(TPL)) == 5
+    assert cfn["Resources"]["ExportOcsfFunctionRole"]["Condition"] == "OcsfExportEnabled"  # only with Security Lake
 
 
 def test_no_wildcard_actions_and_scoped_resources(cfn):

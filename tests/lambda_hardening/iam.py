@@ -108,6 +108,10 @@ def calls_of(req: aws.Request) -> list[Call]:
         return [Call("securityhub:BatchImportFindings", p, {}, where) for p in sorted(products)]
     if service == "sts" and "GetCallerIdentity" in (req.body.decode(errors="replace") + req.target):
         return []  # never needs a permission
+    if service == "sts":
+        form = parse_qs(req.body.decode(errors="replace"))
+        if form.get("Action") == ["AssumeRole"]:
+            return [Call("sts:AssumeRole", form.get("RoleArn", ["?"])[0], {}, where)]
     return [Call(f"{service}:?", "?", {}, f"{where} {req.target}")]
 
 

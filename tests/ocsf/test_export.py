@@ -37,11 +37,11 @@ def test_layout_one_class_per_source_partitioned_by_region_account_day(scenario_
     got = files(out)
     assert got and all(LAYOUT.match(p) for p in got), sorted(got)
     parts = {(m["source"], m["day"]) for m in map(LAYOUT.match, got)}
-    assert parts == {("auditcorr-datastore-activity", "20260302"), ("auditcorr-datastore-activity", "20260303"),
-                     ("auditcorr-authentication", "20260302"),
-                     ("auditcorr-detection-finding", "20260302"), ("auditcorr-detection-finding", "20260303")}
-    class_of = {"auditcorr-datastore-activity": 6005, "auditcorr-authentication": 3002,
-                "auditcorr-detection-finding": 2004}
+    assert parts == {("auditcorr-datastore", "20260302"), ("auditcorr-datastore", "20260303"),
+                     ("auditcorr-auth", "20260302"),
+                     ("auditcorr-finding", "20260302"), ("auditcorr-finding", "20260303")}
+    class_of = {"auditcorr-datastore": 6005, "auditcorr-auth": 3002,
+                "auditcorr-finding": 2004}
     for path in got:
         m = LAYOUT.match(path)
         t = pq.read_table(out / path)
@@ -51,7 +51,7 @@ def test_layout_one_class_per_source_partitioned_by_region_account_day(scenario_
         days = {datetime.fromtimestamp(x / 1000, UTC).strftime("%Y%m%d") for x in times}
         assert days == {m["day"]}
         assert set(t.column("cloud").combine_chunks().field("region").to_pylist()) == {m["region"]}
-    assert result.sources["auditcorr-datastore-activity"].records == 5
+    assert result.sources["auditcorr-datastore"].records == 5
     assert sum(r.records for r in result.sources.values()) == sum(pq.read_metadata(out / p).num_rows for p in got)
 
 
@@ -81,7 +81,7 @@ def test_re_export_gives_the_same_files_and_bytes(scenario_lake, tmp_path):
 
 
 def _activity(out: Path, day: str) -> dict[str, dict]:
-    [p] = list(out.glob(f"ext/auditcorr-datastore-activity/*/*/eventDay={day}/*.parquet"))
+    [p] = list(out.glob(f"ext/auditcorr-datastore/*/*/eventDay={day}/*.parquet"))
     return {r["metadata"]["uid"]: prune(r) for r in pq.read_table(p).to_pylist()}
 
 
@@ -98,46 +98,46 @@ def test_late_re_attribution_rewrites_only_the_affected_day(scenario_lake, tmp_p
     # the days the pipeline recomputed (03-02 rows get a new computed_at), the re-attributed write's
     # day, and the new session alert's day; logons and the 03-02 findings are byte-identical
     assert {(m["source"], m["day"]) for m in map(LAYOUT.match, changed)} == {
-        ("auditcorr-datastore-activity", "20260302"), ("auditcorr-datastore-activity", "20260303"),
-        ("auditcorr-detection-finding", "20260303")}
+        ("auditcorr-datastore", "20260302"), ("auditcorr-datastore", "20260303"),
+        ("auditcorr-finding", "20260303")}
     assert set(after) == set(before)
     r = _activity(out, "20260303")["w-pending"]
     assert r["actor"]["user"]["name"] == "erin@example.com" and r["actor"]["session"]["uid"] == sc.sid(5)
     assert r["enrichments"][0]["data"]["previous_status"] == "pending"
     assert r["metadata"]["modified_time"] > r["time"]
-    assert len(result.sources["auditcorr-datastore-activity"].written) == 2
-    assert len(result.sources["auditcorr-authentication"].unchanged) == 1
+    assert len(result.sources["auditcorr-datastore"].written) == 2
+    assert len(result.sources["auditcorr-auth"].unchanged) == 1
 
 
 def test_a_window_exports_whole_days_and_removes_files_it_no_longer_produces(scenario_lake, tmp_path):
     out = tmp_path / "sl"
     export(scenario_lake, out)
-    stale = out / "ext/auditcorr-authentication/region=us-east-1/accountId=111122223333/eventDay=20260303"
+    stale = out / "ext/auditcorr-auth/region=us-east-1/accountId=111122223333/eventDay=20260303"
     stale.mkdir(parents=True)
-    (stale / "auditcorr-authentication-20260303-0000.parquet").write_bytes(b"old")
-    keep = out / "ext/auditcorr-authentication/region=us-east-1/accountId=111122223333/eventDay=20260301"
+    (stale / "auditcorr-auth-20260303-0000.parquet").write_bytes(b"old")
+    keep = out / "ext/auditcorr-auth/region=us-east-1/accountId=111122223333/eventDay=20260301"
     keep.mkdir(parents=True)
-    (keep / "auditcorr-authentication-20260301-0000.parquet").write_bytes(b"outside the window")
+    (keep / "auditcorr-auth-20260301-0000.parquet").write_bytes(b"outside the window")
     # a time inside 03-03 selects that whole day
     result = export(scenario_lake, out, since=datetime(2026, 3, 3, 12, tzinfo=UTC),
                     until=datetime(2026, 3, 3, 13, tzinfo=UTC))
-    assert result.sources["auditcorr-datastore-activity"].records == 1  # w-pending at 03-03 08:00
-    assert [Path(p).name for p in result.sources["auditcorr-authentication"].deleted] == [
-        "auditcorr-authentication-20260303-0000.parquet"]
-    assert (keep / "auditcorr-authentication-20260301-0000.parquet").exists()
-    assert (out / "ext/auditcorr-datastore-activity/region=us-east-1/accountId=111122223333/eventDay=20260302"
+    assert result.sources["auditcorr-datastore"].records == 1  # w-pending at 03-03 08:00
+    assert [Path(p).name for p in result.sources["auditcorr-auth"].deleted] == [
+        "auditcorr-auth-20260303-0000.parquet"]
+    assert (keep / "auditcorr-auth-20260301-0000.parquet").exists()
+    assert (out / "ext/auditcorr-datastore/region=us-east-1/accountId=111122223333/eventDay=20260302"
             ).is_dir()  # days outside the window are left as they were
 
 
 def test_a_day_larger_than_the_size_limit_is_split_into_parts(scenario_lake, tmp_path):
     out = tmp_path / "sl"
     result = export(scenario_lake, out, max_file_bytes=2_000)
-    parts = sorted(p for p in files(out) if "datastore-activity" in p and "20260302" in p)
+    parts = sorted(p for p in files(out) if "auditcorr-datastore" in p and "20260302" in p)
     assert len(parts) >= 2
     assert [p[-12:] for p in parts] == [f"{i:04d}.parquet" for i in range(len(parts))]
     times = [t for p in parts for t in pq.read_table(out / p).column("time").to_pylist()]
     assert len(times) == 4 and times == sorted(times)  # four writes on 03-02, in order across parts
-    assert result.sources["auditcorr-datastore-activity"].records == 5
+    assert result.sources["auditcorr-datastore"].records == 5
 
 
 def test_cli_export_ocsf(scenario_lake, tmp_path):
@@ -147,7 +147,7 @@ def test_cli_export_ocsf(scenario_lake, tmp_path):
     assert res.exit_code == 0, res.output
     for source in SOURCES:
         assert source in res.output
-    assert "auditcorr-datastore-activity: 5 records" in res.output
+    assert "auditcorr-datastore: 5 records" in res.output
     assert len(files(out)) == 5
     bad = CliRunner().invoke(main, ["export", "ocsf", "--lake", str(scenario_lake), "--out", str(out),
                                     "--since", "2026-03-04", "--until", "2026-03-02"])
@@ -179,7 +179,7 @@ def _local(lake_path: Path, tmp_path: Path) -> Path:
 def test_each_source_can_have_its_own_output(scenario_lake, tmp_path):
     findings = Output.open(str(tmp_path / "findings-role"))
     export_ocsf(Lake.open(str(scenario_lake)), Output.open(str(tmp_path / "sl")),
-                outputs={"auditcorr-detection-finding": findings})
-    assert not list((tmp_path / "sl").rglob("*detection-finding*.parquet"))
-    assert len(list((tmp_path / "findings-role" / "ext" / "auditcorr-detection-finding").rglob("*.parquet"))) == 2
+                outputs={"auditcorr-finding": findings})
+    assert not list((tmp_path / "sl").rglob("*auditcorr-finding*.parquet"))
+    assert len(list((tmp_path / "findings-role" / "ext" / "auditcorr-finding").rglob("*.parquet"))) == 2
     assert len(list((tmp_path / "sl").rglob("*.parquet"))) == 3

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from auditcorr.config import Config, ConfigError, from_mapping
+from auditcorr.ocsf.export import AUTHENTICATION, DATASTORE, FINDING
 
 #: environment variable -> (TOML section, key, kind)
 CONFIG_ENV: dict[str, tuple[str, str, str]] = {
@@ -154,3 +156,43 @@ class Settings:
         if self.region.startswith("us-gov-"):
             return "aws-us-gov"
         return "aws"
+
+
+# -- export_ocsf: Security Lake custom sources (docs/adr/0009-ocsf-export-schedule.md) ---------------
+SECURITY_LAKE_BUCKET_ENV = "AUDITCORR_SECURITY_LAKE_BUCKET"
+OCSF_EXTERNAL_ID_ENV = "AUDITCORR_OCSF_EXTERNAL_ID"
+#: custom source -> the variable holding the provider role CreateCustomLogSource gave it
+OCSF_ROLE_ENV: dict[str, str] = {
+    DATASTORE: "AUDITCORR_OCSF_ROLE_DATASTORE",
+    AUTHENTICATION: "AUDITCORR_OCSF_ROLE_AUTH",
+    FINDING: "AUDITCORR_OCSF_ROLE_FINDING",
+}
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+
+
+@dataclass(frozen=True)
+class OcsfSettings:
+    """Where ``export_ocsf`` writes: the Security Lake bucket (this region's), one provider role per
+    custom source and the external id the sources were registered with."""
+
+    bucket: str
+    roles: Mapping[str, str]
+    external_id: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> OcsfSettings:
+        bucket = env.get(SECURITY_LAKE_BUCKET_ENV, "").strip()
+        if not _BUCKET.match(bucket):
+            raise ConfigError(f"{SECURITY_LAKE_BUCKET_ENV} must be the Security Lake bucket's name")
+        roles = {}
+        for source, var in OCSF_ROLE_ENV.items():
+            arn = env.get(var, "").strip()
+            if not _ROLE_ARN.match(arn):
+                raise ConfigError(f"{var} must be the provider role ARN of the custom source {source}")
+            roles[source] = arn
+        external_id = env.get(OCSF_EXTERNAL_ID_ENV, "").strip()
+        if not _EXTERNAL_ID.match(external_id):
+            raise ConfigError(f"{OCSF_EXTERNAL_ID_ENV} must be the external id the custom sources trust")
+        return cls(bucket=bucket, roles=roles, external_id=external_id)

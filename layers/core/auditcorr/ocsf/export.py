@@ -6,7 +6,8 @@
 - a day is always exported whole (``since``/``until`` are widened to UTC day boundaries), so a file
   never holds part of a day, and re-exporting a day rewrites exactly its files: the same data gives
   the same names and bytes (an unchanged file is not even rewritten), a late re-attribution gives
-  corrected files, and a file the new export no longer produces is deleted;
+  corrected files, and a file the new export no longer produces is deleted (or, on an output that
+  may not delete, such as a Security Lake provider role, overwritten with a zero-row file);
 - files stay under ``MAX_FILE_BYTES`` (Security Lake's guidance: objects up to 256 MB; zstd; data
   pages of 1 MB), split into numbered parts beyond that;
 - ``out`` is a local folder or ``s3://bucket/prefix`` (pyarrow's filesystem, as ``lake.py``).
@@ -36,9 +37,9 @@ from .catalog import Catalog
 from .mapping import Mapped, Mapper
 from .validate import Validator
 
-DATASTORE = "auditcorr-datastore-activity"
-AUTHENTICATION = "auditcorr-authentication"
-FINDING = "auditcorr-detection-finding"
+DATASTORE = "auditcorr-datastore"
+AUTHENTICATION = "auditcorr-auth"
+FINDING = "auditcorr-finding"
 SOURCES = (DATASTORE, AUTHENTICATION, FINDING)
 #: Security Lake custom-source guidance: objects up to 256 MB.  Files are split on the in-memory
 #: (uncompressed Arrow) size, which is larger than the zstd Parquet it becomes, so parts stay below.
@@ -53,7 +54,7 @@ class SourceResult:
     records: int = 0
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)  # retired: deleted, or emptied where deleting is not allowed
     rejected: Counter[str] = field(default_factory=Counter)
 
 
@@ -61,6 +62,11 @@ class SourceResult:
 class ExportResult:
     out: str
     sources: dict[str, SourceResult]
+
+    def line(self) -> str:
+        """One line: where, and how many records per source (class)."""
+        counts = ", ".join(f"{name} {r.records}" for name, r in self.sources.items())
+        return f"OCSF 1.6.0 export (Security Lake custom-source layout) -> {self.out}/ext: {counts} records"
 
     def lines(self) -> list[str]:
         out = [f"OCSF export to {self.out}"]
@@ -229,6 +235,16 @@ class Output:
         sel = pafs.FileSelector(prefix, recursive=True, allow_not_found=True)
         return sorted(i.path for i in self.fs.get_file_info(sel) if i.type == pafs.FileType.File)
 
+    def same(self, path: str, data: bytes) -> bool:
+        """Whether ``path`` already holds exactly ``data`` (then it is not rewritten)."""
+        return self.read(path) == data
+
+    def retire(self, path: str, empty: bytes) -> bool:
+        """Take away a file the export no longer produces (``empty``: a zero-row file of the class, for
+        outputs that cannot delete); True when something changed."""
+        self.fs.delete_file(path)
+        return True
+
 
 _PART = re.compile(r"/region=(?P<region>[^/]+)/accountId=(?P<account>[^/]+)/eventDay=(?P<day>\d{8})/"
                    r"(?P<source>[a-z-]+)-(?P=day)-\d{4}\.parquet\Z")
@@ -294,17 +310,19 @@ def write_source(out: Output, source: str, events: pa.Table, window: Window,
                 path = f"{root}/region={r}/accountId={a}/eventDay={d}/{source}-{d}-{p:04d}.parquet"
                 data = parquet_bytes(chunk)
                 keep.add(path)
-                if out.read(path) == data:
+                if out.same(path, data):
                     res.unchanged.append(path)
                 else:
                     out.put(path, data)
                     res.written.append(path)
             start = i
+    empty: bytes | None = None
     for path in out.listing(root):
         m = _PART.search(path)
         if m and m["source"] == source and path not in keep and window.contains_day(m["day"]):
-            out.fs.delete_file(path)
-            res.deleted.append(path)
+            empty = empty if empty is not None else parquet_bytes(events.schema.empty_table())
+            if out.retire(path, empty):
+                res.deleted.append(path)
     return res
 
 
