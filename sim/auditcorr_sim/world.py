@@ -100,18 +100,14 @@ from .common import (  # shared by the scenario world and the scale generator
     _UPPER_ALNUM,
     _WINDOW,
     _WRITE_UAS,
-    ACCOUNT,
     ADMIN_IP,
     AMBIGUOUS,
     APP_COLUMNS,
     ATTRIBUTED,
-    BUCKETS,
+    DEFAULT_TENANT,
     ETL_IP,
-    ETL_USER_ARN,
     EXTERNAL,
     FLEET_MULTI,
-    FLEET_ROLE_ARN,
-    FLEET_ROLE_ID,
     FLEET_ROLE_NAME,
     FLEET_SINGLE,
     IDLE_IPS,
@@ -122,23 +118,19 @@ from .common import (  # shared by the scenario world and the scale generator
     LIVE_POLLER_IP,
     NO_CLAIM_NAME,
     OUT_OF_SCOPE,
-    REGION,
+    PENDING,
     REPLAY_IP,
     SAML_ISSUER,
     SAML_NAME_QUALIFIER,
-    SAML_PROVIDER_ARN,
-    SAML_ROLE_ARN,
-    SAML_ROLE_ID,
     SAML_ROLE_NAME,
     SCENARIOS,
     SESSION_COLUMNS,
     STACK,
-    TRAIL_BUCKET,
     TRAIL_NAME,
     UNATTRIBUTED,
-    VPCE_ID,
     Arrival,
     ExpectedWrite,
+    Tenant,
     World,
     _ceil_sec,
     _compact,
@@ -161,7 +153,8 @@ from .common import (  # shared by the scenario world and the scale generator
 
 class _Builder:
     def __init__(self, root: Path, seed: int, n_users: int, days: int, start: datetime,
-                 writes_per_session: tuple[int, int]) -> None:
+                 writes_per_session: tuple[int, int], tenant: Tenant = DEFAULT_TENANT,
+                 report_delay_ms: int = 0, missing_days: frozenset[int] = frozenset()) -> None:
         if n_users < 4:
             raise ValueError("n_users must be >= 4 (the scenarios need several concurrent users)")
         if days < 1:
@@ -170,6 +163,10 @@ class _Builder:
         if lo < 0 or hi < lo:
             raise ValueError("writes_per_session must be (lo, hi) with 0 <= lo <= hi")
         self.root = root
+        self.t = tenant
+        #: how much later than usual this tenant's reports arrive; the report days (0 = ``start``) never written
+        self.report_delay_ms = report_delay_ms
+        self.missing_days = missing_days
         self.rng = random.Random(seed)
         self.n_users = n_users
         self.days = days
@@ -190,6 +187,8 @@ class _Builder:
         self.user_ips: dict[str, tuple[str, str]] = {}
         #: (delivered ms, key, bytes, oldest ms, newest ms) of each CloudTrail file written
         self.ct_files: list[tuple[int, str, bytes, int, int]] = []
+        #: event id -> the role session name a fleet write claims
+        self.claimed: dict[str, str] = {}
 
     # random identifiers, all from the seeded generator
     def uuid4(self) -> str:
@@ -223,8 +222,12 @@ class _Builder:
             f, la = combos[i % len(combos)]
             extra = "" if i < len(combos) else str(i // len(combos) + 1)
             users.append(f"{f}.{la}{extra}@example.com")
-        office = [f"198.51.100.{i}" for i in range(10, 250)]
-        home = [f"203.0.113.{i}" for i in range(10, 250) if f"203.0.113.{i}" != REPLAY_IP]
+        if self.t.client_net:  # an organisation's other tenants: their own users' addresses
+            office = [f"100.{64 + self.t.client_net}.1.{i}" for i in range(10, 250)]
+            home = [f"100.{64 + self.t.client_net}.2.{i}" for i in range(10, 250)]
+        else:
+            office = [f"198.51.100.{i}" for i in range(10, 250)]
+            home = [f"203.0.113.{i}" for i in range(10, 250) if f"203.0.113.{i}" != REPLAY_IP]
         extra_ips = (f"100.64.{i // 250}.{i % 250 + 1}" for i in itertools.count())
         while len(office) < len(users):
             office.append(next(extra_ips))
@@ -347,13 +350,13 @@ class _Builder:
         created = _compact(created_ms) if self.rng.random() < 0.05 else _iso(created_ms)
         return {
             "type": "AssumedRole",
-            "principalId": f"{FLEET_ROLE_ID}:{name}",
-            "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{FLEET_ROLE_NAME}/{name}",
-            "accountId": ACCOUNT,
+            "principalId": f"{self.t.fleet_role_id}:{name}",
+            "arn": f"arn:aws:sts::{self.t.account}:assumed-role/{FLEET_ROLE_NAME}/{name}",
+            "accountId": self.t.account,
             "accessKeyId": key_id,
             "sessionContext": {
-                "sessionIssuer": {"type": "Role", "principalId": FLEET_ROLE_ID, "arn": FLEET_ROLE_ARN,
-                                  "accountId": ACCOUNT, "userName": FLEET_ROLE_NAME},
+                "sessionIssuer": {"type": "Role", "principalId": self.t.fleet_role_id, "arn": self.t.fleet_role_arn,
+                                  "accountId": self.t.account, "userName": FLEET_ROLE_NAME},
                 "attributes": {"creationDate": created, "mfaAuthenticated": "false"},
             },
         }
@@ -363,23 +366,23 @@ class _Builder:
         rng = self.rng
         key = (f"projects/{rng.choice(_PROJECTS)}/{_dt(t):%Y-%m-%d}/"
                f"{rng.choice(_STEMS)}-{n:05d}{rng.choice(_EXTS)}")
-        return rng.choice(BUCKETS), key
+        return rng.choice(self.t.bucket_names), key
 
     def s3_record(self, t: int, event_name: str, ip: str, identity: dict[str, Any], *, vpce: bool = True,
                   user_agent: str | None = None, read_only: bool = False,
                   bucket_key: tuple[str, str] | None = None) -> dict[str, Any]:
         rng = self.rng
         bucket, key = bucket_key or self.object_key(t)
-        host = f"{bucket}.s3.{REGION}.amazonaws.com"
+        host = f"{bucket}.s3.{self.t.region}.amazonaws.com"
         params: dict[str, Any] = {"bucketName": bucket, "Host": host}
         resources: list[dict[str, Any]]
         if event_name == "ListObjects":
             params.update({"prefix": key.rsplit("/", 1)[0] + "/", "delimiter": "/", "encoding-type": "url"})
-            resources = [{"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}]
+            resources = [{"accountId": self.t.account, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}]
         else:
             params["key"] = key
             resources = [{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"},
-                         {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}]
+                         {"accountId": self.t.account, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}]
         if event_name == "CopyObject":
             params["x-amz-copy-source"] = f"{bucket}/scratch/{rng.getrandbits(32):08x}.tmp"
         elif event_name == "CompleteMultipartUpload":
@@ -391,7 +394,7 @@ class _Builder:
             "eventTime": _iso(t),
             "eventSource": "s3.amazonaws.com",
             "eventName": event_name,
-            "awsRegion": REGION,
+            "awsRegion": self.t.region,
             "sourceIPAddress": ip,
             "userAgent": user_agent or rng.choice(_WRITE_UAS),
             "requestParameters": params,
@@ -411,14 +414,14 @@ class _Builder:
             "resources": resources,
             "eventType": "AwsApiCall",
             "managementEvent": False,
-            "recipientAccountId": ACCOUNT,
+            "recipientAccountId": self.t.account,
             "eventCategory": "Data",
             "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
                            "clientProvidedHostHeader": host},
         }
         if vpce:
-            rec["vpcEndpointId"] = VPCE_ID
-            rec["vpcEndpointAccountId"] = ACCOUNT
+            rec["vpcEndpointId"] = self.t.vpce_id
+            rec["vpcEndpointAccountId"] = self.t.account
         return self.add(t, rec)
 
     def write_event_name(self) -> str:
@@ -432,6 +435,7 @@ class _Builder:
                              vpce=vpce, user_agent=user_agent)
         eid = rec["eventID"]
         self.truth[eid] = expected
+        self.claimed[eid] = name
         self.write_ids.append(eid)
         self.scenarios[scenario].append(eid)
         if alert:
@@ -471,20 +475,20 @@ class _Builder:
         return self.add(t, {
             "eventVersion": self.event_version(),
             "userIdentity": {"type": "SAMLUser", "principalId": f"{pid}:{user}", "userName": user,
-                             "identityProvider": SAML_PROVIDER_ARN},
+                             "identityProvider": self.t.saml_provider_arn},
             "eventTime": _iso(t),
             "eventSource": "sts.amazonaws.com",
             "eventName": "AssumeRoleWithSAML",
-            "awsRegion": REGION,
+            "awsRegion": self.t.region,
             "sourceIPAddress": ip,
             "userAgent": _BROWSER_UA,
             "requestParameters": {"sAMLAssertionID": f"id{self.rng.getrandbits(96):024x}",
-                                  "roleSessionName": user, "roleArn": SAML_ROLE_ARN,
-                                  "principalArn": SAML_PROVIDER_ARN, "durationSeconds": 3600},
+                                  "roleSessionName": user, "roleArn": self.t.saml_role_arn,
+                                  "principalArn": self.t.saml_provider_arn, "durationSeconds": 3600},
             "responseElements": {
                 "credentials": {"accessKeyId": self.access_key(), "expiration": _sts_expiration(t + _HOUR)},
-                "assumedRoleUser": {"assumedRoleId": f"{SAML_ROLE_ID}:{user}",
-                                    "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{SAML_ROLE_NAME}/{user}"},
+                "assumedRoleUser": {"assumedRoleId": f"{self.t.saml_role_id}:{user}",
+                                    "arn": f"arn:aws:sts::{self.t.account}:assumed-role/{SAML_ROLE_NAME}/{user}"},
                 "packedPolicySize": 6,
                 "subject": user,
                 "subjectType": "persistent",
@@ -495,11 +499,12 @@ class _Builder:
             "requestID": self.uuid4(),
             "eventID": self.uuid4(),
             "readOnly": True,
-            "resources": [{"accountId": ACCOUNT, "type": "AWS::IAM::Role", "ARN": SAML_ROLE_ARN},
-                          {"accountId": ACCOUNT, "type": "AWS::IAM::SAMLProvider", "ARN": SAML_PROVIDER_ARN}],
+            "resources": [{"accountId": self.t.account, "type": "AWS::IAM::Role", "ARN": self.t.saml_role_arn},
+                          {"accountId": self.t.account, "type": "AWS::IAM::SAMLProvider",
+                           "ARN": self.t.saml_provider_arn}],
             "eventType": "AwsApiCall",
             "managementEvent": True,
-            "recipientAccountId": ACCOUNT,
+            "recipientAccountId": self.t.account,
             "eventCategory": "Management",
             "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
                            "clientProvidedHostHeader": "sts.amazonaws.com"},
@@ -647,8 +652,8 @@ class _Builder:
 
     def etl_writes(self) -> None:
         rng = self.rng
-        ident = {"type": "IAMUser", "principalId": "AIDA3XFRBF23ETLBOT01", "arn": ETL_USER_ARN,
-                 "accountId": ACCOUNT, "accessKeyId": "AKIA3XFRBF23ETLBOT01", "userName": "etl-bot"}
+        ident = {"type": "IAMUser", "principalId": "AIDA3XFRBF23ETLBOT01", "arn": self.t.etl_user_arn,
+                 "accountId": self.t.account, "accessKeyId": "AKIA3XFRBF23ETLBOT01", "userName": "etl-bot"}
         for d in range(self.days):
             for h in (2, 14):
                 t = self.origin + d * _DAY + h * _HOUR + rng.randint(0, 50) * _MIN + rng.randint(0, 59) * _SEC
@@ -672,19 +677,19 @@ class _Builder:
     def management_noise(self) -> None:
         rng = self.rng
         poller = {"type": "AssumedRole", "principalId": "AROA3XFRBF23LIVEPOLL:auditcorr-live",
-                  "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AuditCorrLiveRole/auditcorr-live",
-                  "accountId": ACCOUNT, "accessKeyId": "ASIA3XFRBF23LIVEPOLL",
+                  "arn": f"arn:aws:sts::{self.t.account}:assumed-role/AuditCorrLiveRole/auditcorr-live",
+                  "accountId": self.t.account, "accessKeyId": "ASIA3XFRBF23LIVEPOLL",
                   "sessionContext": {"sessionIssuer": {
                       "type": "Role", "principalId": "AROA3XFRBF23LIVEPOLL",
-                      "arn": f"arn:aws:iam::{ACCOUNT}:role/AuditCorrLiveRole", "accountId": ACCOUNT,
+                      "arn": f"arn:aws:iam::{self.t.account}:role/AuditCorrLiveRole", "accountId": self.t.account,
                       "userName": "AuditCorrLiveRole"},
                       "attributes": {"creationDate": _iso(self.origin), "mfaAuthenticated": "false"}}}
         admin = {"type": "AssumedRole", "principalId": "AROA3XFRBF23ADMINROL:ops.admin@example.com",
-                 "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AppStreamAdmin/ops.admin@example.com",
-                 "accountId": ACCOUNT, "accessKeyId": "ASIA3XFRBF23ADMINKEY",
+                 "arn": f"arn:aws:sts::{self.t.account}:assumed-role/AppStreamAdmin/ops.admin@example.com",
+                 "accountId": self.t.account, "accessKeyId": "ASIA3XFRBF23ADMINKEY",
                  "sessionContext": {"sessionIssuer": {
                      "type": "Role", "principalId": "AROA3XFRBF23ADMINROL",
-                     "arn": f"arn:aws:iam::{ACCOUNT}:role/AppStreamAdmin", "accountId": ACCOUNT,
+                     "arn": f"arn:aws:iam::{self.t.account}:role/AppStreamAdmin", "accountId": self.t.account,
                      "userName": "AppStreamAdmin"},
                      "attributes": {"creationDate": _iso(self.origin), "mfaAuthenticated": "true"}}}
         for d in range(self.days):
@@ -710,7 +715,8 @@ class _Builder:
                               {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}, None, read_only=True)
                 else:
                     self.mgmt(t, "s3.amazonaws.com", "GetBucketAcl", svc, "AWS Internal",
-                              {"bucketName": BUCKETS[0], "Host": f"{BUCKETS[0]}.s3.{REGION}.amazonaws.com",
+                              {"bucketName": self.t.bucket_names[0],
+                               "Host": f"{self.t.bucket_names[0]}.s3.{self.t.region}.amazonaws.com",
                                "acl": ""}, None, read_only=True)
 
     def mgmt(self, t: int, source: str, name: str, identity: dict[str, Any], ip: str,
@@ -721,7 +727,7 @@ class _Builder:
             "eventTime": _iso(t),
             "eventSource": source,
             "eventName": name,
-            "awsRegion": REGION,
+            "awsRegion": self.t.region,
             "sourceIPAddress": ip,
             "userAgent": source if ip == "AWS Internal" else _BROWSER_UA,
             "requestParameters": params,
@@ -731,7 +737,7 @@ class _Builder:
             "readOnly": read_only,
             "eventType": "AwsApiCall",
             "managementEvent": True,
-            "recipientAccountId": ACCOUNT,
+            "recipientAccountId": self.t.account,
             "eventCategory": "Management",
         })
 
@@ -771,7 +777,7 @@ class _Builder:
             entries = windows[w]
             rng.shuffle(entries)
             deliver = deliver_at(w)
-            key = _ct_key(deliver, self.alnum(16))
+            key = _ct_key(deliver, self.alnum(16), self.t)
             data = gzip.compress(orjson.dumps({"Records": [r for _, r in entries]}), compresslevel=6, mtime=0)
             _write_bytes(self.root / key, data)
             arrivals.append(Arrival(_dt(deliver), self.root / key, KIND_CLOUDTRAIL))
@@ -786,13 +792,13 @@ class _Builder:
         end = first + _HOUR
         files = [f for f in self.ct_files if first <= f[0] < end]
         deliver = end + self.rng.randint(5, 15) * _MIN
-        key = (f"cloudtrail/AWSLogs/{ACCOUNT}/CloudTrail-Digest/{REGION}/{_day_path(deliver)}/"
-               f"{ACCOUNT}_CloudTrail-Digest_{REGION}_{TRAIL_NAME}_{REGION}_{_compact(deliver)}.json.gz")
+        key = (f"{self.t.trail_prefix}/CloudTrail-Digest/{self.t.region}/{_day_path(deliver)}/"
+               f"{self.t.account}_CloudTrail-Digest_{self.t.region}_{TRAIL_NAME}_{self.t.region}_{_compact(deliver)}.json.gz")
         body = {
-            "awsAccountId": ACCOUNT,
+            "awsAccountId": self.t.account,
             "digestStartTime": _iso(first),
             "digestEndTime": _iso(end),
-            "digestS3Bucket": TRAIL_BUCKET,
+            "digestS3Bucket": self.t.trail_bucket,
             "digestS3Object": key.removeprefix("cloudtrail/"),
             "digestPublicKeyFingerprint": hashlib.sha256(b"auditcorr synthetic").hexdigest()[:32],
             "digestSignatureAlgorithm": "SHA256withRSA",
@@ -803,7 +809,7 @@ class _Builder:
             "previousDigestHashValue": None,
             "previousDigestHashAlgorithm": None,
             "previousDigestSignature": None,
-            "logFiles": [{"s3Bucket": TRAIL_BUCKET, "s3Object": k.removeprefix("cloudtrail/"),
+            "logFiles": [{"s3Bucket": self.t.trail_bucket, "s3Object": k.removeprefix("cloudtrail/"),
                           "hashValue": hashlib.sha256(data).hexdigest(), "hashAlgorithm": "SHA-256",
                           "newestEventTime": _iso(hi), "oldestEventTime": _iso(lo)}
                          for _, k, data, lo, hi in files],
@@ -824,11 +830,11 @@ class _Builder:
         rng = self.rng
         t = self.report_time
         return [
-            s.sid, ACCOUNT, REGION, t(s.start, s.time_style), t(s.end, s.time_style),
+            s.sid, self.t.account, self.t.region, t(s.start, s.time_style), t(s.end, s.time_style),
             str((s.end - s.start) // _SEC), s.user, "", "SAML", f"{s.user}SAML",
             s.fleet, STACK, "stream.standard.2xlarge" if s.multi else "stream.standard.medium", s.ip, "true",
             ";".join(s.client_ips), "false", "false",
-            f"s3://appstream2-36fb080bb8-{REGION}-{ACCOUNT}/user/custom/"
+            f"s3://appstream2-36fb080bb8-{self.t.region}-{self.t.account}/user/custom/"
             f"{hashlib.sha256(s.user.encode()).hexdigest()}",
             "ENABLED", "DISABLED", "ENABLED", "DISABLED", "DISABLED", "false", "false", "57600", "ALWAYS_ON",
             "APP" if s.multi else "DESKTOP", rng.choice(("TCP", "TCP", "UDP")), s.instance_id,
@@ -842,8 +848,10 @@ class _Builder:
             by_day.setdefault(s.end // _DAY * _DAY, []).append(s)
         arrivals = []
         for n, day in enumerate(sorted(by_day)):
+            if (day - self.origin) // _DAY in self.missing_days:
+                continue  # never delivered
             ss = sorted(by_day[day], key=lambda x: (x.start, x.sid))
-            sess_key, app_key = _report_paths(day)
+            sess_key, app_key = _report_paths(day, self.t.report_prefix)
             rows = [self.session_row(s) for s in ss]
             apps = []
             d = _dt(day)
@@ -852,7 +860,8 @@ class _Builder:
                     apps.append([s.sid, app, "DAILY", f"{d:%Y}", f"{d:%m}", f"{d:%d}"])
             _write_bytes(self.root / sess_key, _csv_bytes(SESSION_COLUMNS, rows))
             _write_bytes(self.root / app_key, _csv_bytes(APP_COLUMNS, apps))
-            at = day + _DAY + rng.randint(2 * 60, 6 * 60 - 10) * _MIN + rng.randint(0, 59) * _SEC
+            at = day + _DAY + rng.randint(2 * 60, 6 * 60 - 10) * _MIN + rng.randint(0, 59) * _SEC + \
+                self.report_delay_ms
             arrivals.append(Arrival(_dt(at), self.root / sess_key, KIND_SESSIONS))
             arrivals.append(Arrival(_dt(at + rng.randint(10, 300) * _SEC), self.root / app_key, KIND_APPS))
             if n == 0:  # delivered again, same key and bytes, a few hours later
@@ -878,6 +887,8 @@ class _Builder:
             "logon_time": _dt(s.logon_ms),
             "logon_event_id": s.logon_event_id,
             "access_key_id": s.key_id,
+            "aws_account_id": self.t.account,
+            "region": self.t.region,
         } for s in sorted(self.sessions, key=lambda x: (x.start, x.sid))]
 
     def build(self) -> World:
@@ -901,9 +912,35 @@ class _Builder:
         self.root.mkdir(parents=True, exist_ok=True)
         arrivals = self.write_cloudtrail() + self.write_reports()
         arrivals.sort(key=lambda a: (a.at, a.kind, a.path.as_posix()))
+        missing = self.without_missing_reports()
         return World(root=self.root, arrivals=arrivals, truth=self.truth, expected_alerts=self.alerts,
                      users=list(self.users), sessions=self.session_dicts(), scenarios=self.scenarios,
-                     session_scenarios=self.session_scenarios)
+                     session_scenarios=self.session_scenarios, tenants=[self.t],
+                     write_scope=dict.fromkeys(self.write_ids, self.t.scope), missing_reports=missing)
+
+    def without_missing_reports(self) -> list[tuple[str, str, str]]:
+        """The truth once the reports of ``missing_days`` never come: the fleet writes of such a day
+        stay ``pending`` and raise none of the alerts that wait for reports (the day raises one
+        ``usage_report_missing`` instead).  A missing day must change nothing else (no write of
+        another day may need a session of it): checked, else ValueError."""
+        if not self.missing_days:
+            return []
+        lost = {s.sid for s in self.sessions if (s.end // _DAY * _DAY - self.origin) // _DAY in self.missing_days}
+        waiting = {"session_id_mismatch", "unknown_session_id", "unattributed_activity"}
+        t_of = {rec["eventID"]: t for t, rec in self.records}
+        for eid in self.write_ids:
+            exp = self.truth[eid]
+            day = (t_of[eid] // _DAY * _DAY - self.origin) // _DAY
+            if day in self.missing_days and exp.status in (ATTRIBUTED, AMBIGUOUS, UNATTRIBUTED):
+                self.truth[eid] = ExpectedWrite(PENDING, None, None)
+                self.alerts -= {(rule, eid) for rule in waiting}
+                continue
+            needs = {exp.session_id, *exp.candidate_session_ids, self.claimed.get(eid)} & lost
+            if needs and exp.status != EXTERNAL:
+                raise ValueError(f"a write of another day needs a session of the missing report ({eid}): "
+                                 "choose another missing day (e.g. the first)")
+        return [(self.t.account, self.t.region, f"{_dt(self.origin + d * _DAY):%Y-%m-%d}")
+                for d in sorted(self.missing_days)]
 
 
 def generate_world(root: Path, *, seed: int = 7, n_users: int = 36, days: int = 2,
