@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 ACCOUNT = "111122223333"
+#: the organisation world's second AppStream account
+SECOND_ACCOUNT = "444455556666"
 REGION = "us-east-1"
 STACK = "analytics"
 FLEET_SINGLE = "analytics-single"
@@ -42,6 +44,7 @@ ATTRIBUTED = "attributed"
 AMBIGUOUS = "ambiguous"
 UNATTRIBUTED = "unattributed"
 PENDING = "pending"
+VIA_SERVICE = "via_service"
 EXTERNAL = "external"
 OUT_OF_SCOPE = "out_of_scope"
 
@@ -69,6 +72,8 @@ SCENARIOS: tuple[str, ...] = (
     "skew_before_start", "skew_after_end", "midnight_span", "disguised_session_id", "fabricated_session_id",
     "replayed_credentials", "idle_fleet_ip", "out_of_scope_iam_user", "duplicate_delivery",
 )
+#: scenarios only the organisation world holds (``generate_org_world``)
+ORG_SCENARIOS: tuple[str, ...] = ("fleet_credentials_via_service", "invoked_by_service", "ipv4_mapped_address")
 
 _SEC = 1000
 _MIN = 60 * _SEC

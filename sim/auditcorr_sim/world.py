@@ -75,6 +75,7 @@ import hashlib
 import itertools
 import random
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ from .common import (  # shared by the scenario world and the scale generator
     _UPPER_ALNUM,
     _WINDOW,
     _WRITE_UAS,
+    ACCOUNT,
     ADMIN_IP,
     AMBIGUOUS,
     APP_COLUMNS,
@@ -117,6 +119,7 @@ from .common import (  # shared by the scenario world and the scale generator
     KIND_SESSIONS,
     LIVE_POLLER_IP,
     NO_CLAIM_NAME,
+    ORG_SCENARIOS,
     OUT_OF_SCOPE,
     PENDING,
     REPLAY_IP,
@@ -124,10 +127,12 @@ from .common import (  # shared by the scenario world and the scale generator
     SAML_NAME_QUALIFIER,
     SAML_ROLE_NAME,
     SCENARIOS,
+    SECOND_ACCOUNT,
     SESSION_COLUMNS,
     STACK,
     TRAIL_NAME,
     UNATTRIBUTED,
+    VIA_SERVICE,
     Arrival,
     ExpectedWrite,
     Tenant,
@@ -146,6 +151,7 @@ from .common import (  # shared by the scenario world and the scale generator
     _Session,
     _sts_expiration,
     _write_bytes,
+    org_tenant,
 )
 
 # -- the scenario world --------------------------------------------------------------------------------
@@ -154,7 +160,8 @@ from .common import (  # shared by the scenario world and the scale generator
 class _Builder:
     def __init__(self, root: Path, seed: int, n_users: int, days: int, start: datetime,
                  writes_per_session: tuple[int, int], tenant: Tenant = DEFAULT_TENANT,
-                 report_delay_ms: int = 0, missing_days: frozenset[int] = frozenset()) -> None:
+                 report_delay_ms: int = 0, missing_days: frozenset[int] = frozenset(),
+                 service_cases: bool = False) -> None:
         if n_users < 4:
             raise ValueError("n_users must be >= 4 (the scenarios need several concurrent users)")
         if days < 1:
@@ -177,6 +184,10 @@ class _Builder:
         self.truth: dict[str, ExpectedWrite] = {}
         self.alerts: set[tuple[str, str]] = set()
         self.scenarios: dict[str, list[str]] = {name: [] for name in SCENARIOS}
+        #: the organisation scenarios (credentials through a service, IPv4-mapped addresses)
+        self.service_cases = service_cases
+        if service_cases:
+            self.scenarios |= {name: [] for name in ORG_SCENARIOS}
         self.session_scenarios: dict[str, list[str]] = {
             "spanning_midnight": [], "short_gap_pairs": [], "report_delivered_twice": []}
         self.key_counter = itertools.count(1)
@@ -650,6 +661,33 @@ class _Builder:
                              ExpectedWrite(UNATTRIBUTED, None, None), "idle_fleet_ip",
                              alert="unattributed_activity")
 
+    def service_writes(self) -> None:
+        """Fleet-role writes whose source is a service name: one no service claims (the published
+        bypass: instance credentials used through ``appstream.amazonaws.com``), one Athena makes for
+        the role (``userIdentity.invokedBy``, as when Athena writes query results)."""
+        rng = self.rng
+        for d in range(self.days):
+            a = rng.choice([s for s in self.plain_single() if (s.start - self.origin) // _DAY == d] or
+                           self.plain_single())
+            t = self.rand_sec(a.start + 2 * _MIN, a.end - 2 * _MIN)
+            self.fleet_write(t, "appstream.amazonaws.com", NO_CLAIM_NAME, self.instance_keys[a.instance_id],
+                             ExpectedWrite(EXTERNAL, None, None), "fleet_credentials_via_service",
+                             alert="fleet_credentials_via_service", vpce=False,
+                             user_agent="appstream.amazonaws.com")
+            t = self.rand_sec(a.start + 2 * _MIN, a.end - 2 * _MIN)
+            eid = self.fleet_write(t, "athena.amazonaws.com", a.sid, a.key_id, ExpectedWrite(VIA_SERVICE, None, None),
+                                   "invoked_by_service", vpce=False, user_agent="athena.amazonaws.com")
+            rec = next(r for _, r in reversed(self.records) if r["eventID"] == eid)
+            rec["userIdentity"]["invokedBy"] = "athena.amazonaws.com"
+
+    def mapped_writes(self) -> None:
+        """Writes whose source is the IPv4-mapped IPv6 form of a fleet address: attributed like it."""
+        rng = self.rng
+        for a in rng.sample(self.plain_single(), min(3, len(self.plain_single()))):
+            t = self.rand_sec(a.start + 2 * _MIN, a.end - 2 * _MIN)
+            self.fleet_write(t, f"::ffff:{a.ip}", NO_CLAIM_NAME, self.instance_keys[a.instance_id],
+                             self.attributed(a), "ipv4_mapped_address")
+
     def etl_writes(self) -> None:
         rng = self.rng
         ident = {"type": "IAMUser", "principalId": "AIDA3XFRBF23ETLBOT01", "arn": self.t.etl_user_arn,
@@ -907,6 +945,9 @@ class _Builder:
         self.replay_writes()
         self.idle_writes()
         self.etl_writes()
+        if self.service_cases:
+            self.service_writes()
+            self.mapped_writes()
         self.read_noise()
         self.management_noise()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -920,24 +961,41 @@ class _Builder:
 
     def without_missing_reports(self) -> list[tuple[str, str, str]]:
         """The truth once the reports of ``missing_days`` never come: the fleet writes of such a day
-        stay ``pending`` and raise none of the alerts that wait for reports (the day raises one
-        ``usage_report_missing`` instead).  A missing day must change nothing else (no write of
+        stay ``pending`` (unless a session reported on another day explains them, e.g. one that ends
+        after midnight) and raise none of the alerts that wait for reports but ``session_id_mismatch``
+        for a claim of a known session (the day raises one ``usage_report_missing`` instead).
+        A missing day must change nothing else (no write of
         another day may need a session of it): checked, else ValueError."""
         if not self.missing_days:
             return []
+        report_days = {(s.end // _DAY * _DAY - self.origin) // _DAY for s in self.sessions}
+        for d in self.missing_days:
+            if not any(r >= d + 2 for r in report_days - self.missing_days):
+                raise ValueError(f"no report two days after missing day {d} of {self.t.account} {self.t.region}: "
+                                 "a pipeline could never call it missing (more days, or an earlier missing day)")
         lost = {s.sid for s in self.sessions if (s.end // _DAY * _DAY - self.origin) // _DAY in self.missing_days}
         waiting = {"session_id_mismatch", "unknown_session_id", "unattributed_activity"}
+        by_sid = {s.sid: s for s in self.sessions}
         t_of = {rec["eventID"]: t for t, rec in self.records}
         for eid in self.write_ids:
             exp = self.truth[eid]
             day = (t_of[eid] // _DAY * _DAY - self.origin) // _DAY
             if day in self.missing_days and exp.status in (ATTRIBUTED, AMBIGUOUS, UNATTRIBUTED):
-                self.truth[eid] = ExpectedWrite(PENDING, None, None)
-                self.alerts -= {(rule, eid) for rule in waiting}
+                # the sessions still known (reported on another day, e.g. one that ends after midnight)
+                # decide it; with none, it waits.  A claim of a known session is still checked.
+                present = sorted({exp.session_id, *exp.candidate_session_ids} - lost - {None})
+                if not present:
+                    self.truth[eid] = ExpectedWrite(PENDING, None, None)
+                elif len(present) == 1:
+                    self.truth[eid] = ExpectedWrite(ATTRIBUTED, by_sid[present[0]].user, present[0])
+                else:
+                    self.truth[eid] = ExpectedWrite(AMBIGUOUS, None, None, tuple(present))
+                keep = {"session_id_mismatch"} if self.claimed.get(eid) not in lost else set()
+                self.alerts -= {(rule, eid) for rule in waiting - keep}
                 continue
             needs = {exp.session_id, *exp.candidate_session_ids, self.claimed.get(eid)} & lost
-            if needs and exp.status != EXTERNAL:
-                raise ValueError(f"a write of another day needs a session of the missing report ({eid}): "
+            if needs and exp.status not in (EXTERNAL, VIA_SERVICE):
+                raise ValueError(f"a write of another day needs a session of the missing report ({eid}, {exp}): "
                                  "choose another missing day (e.g. the first)")
         return [(self.t.account, self.t.region, f"{_dt(self.origin + d * _DAY):%Y-%m-%d}")
                 for d in sorted(self.missing_days)]
@@ -955,4 +1013,63 @@ def generate_world(root: Path, *, seed: int = 7, n_users: int = 36, days: int = 
     """
     return _Builder(Path(root), seed, n_users, days, start, writes_per_session).build()
 
+
+
+
+#: the default organisation: two accounts, one of them in two regions, every fleet in 10.40.0.0/16
+ORG_TENANTS: tuple[Tenant, ...] = (
+    org_tenant(ACCOUNT, "us-east-1", client_net=1),
+    org_tenant(SECOND_ACCOUNT, "us-east-1", client_net=2),
+    org_tenant(SECOND_ACCOUNT, "eu-west-1", client_net=3),
+)
+
+
+def generate_org_world(root: Path, *, tenants: Sequence[Tenant] = ORG_TENANTS, seed: int = 7, n_users: int = 12,
+                       days: int = 2, start: datetime = datetime(2026, 3, 2, tzinfo=UTC),
+                       writes_per_session: tuple[int, int] = (2, 6),
+                       missing_report: tuple[int, int] | None = (1, 0),
+                       report_delays: Sequence[float] = (0.0, 9.0, 20.0)) -> World:
+    """An organisation's world: one :func:`generate_world` per tenant (its own seed, users, sessions
+    and scenarios, the SAME fleet addresses), in one organisation trail and one report bucket per
+    tenant, merged: arrivals sorted by time, truth and expected alerts united.
+
+    ``missing_report``: (tenant index, day index from ``start``) whose sessions report never comes:
+    its fleet writes stay ``pending`` (``World.missing_reports`` names it; a pipeline should raise one
+    ``usage_report_missing`` for it once a report two days later is in).  ``report_delays``: hours
+    each tenant's reports arrive later than usual (reports arrive per account at different times).
+    """
+    if not tenants:
+        raise ValueError("tenants must not be empty")
+    if len({t.scope for t in tenants}) != len(tenants):
+        raise ValueError("one tenant per (account, region)")
+    if missing_report is not None and not (0 <= missing_report[0] < len(tenants) and 0 <= missing_report[1] < days):
+        raise ValueError("missing_report must be (tenant index, day index) inside the world")
+    root = Path(root)
+    worlds = []
+    for i, tenant in enumerate(tenants):
+        delay = report_delays[i] if i < len(report_delays) else 0.0
+        missing = frozenset({missing_report[1]}) if missing_report is not None and missing_report[0] == i \
+            else frozenset()
+        worlds.append(_Builder(root, seed + 7919 * i, n_users, days, start, writes_per_session, tenant,
+                               round(delay * _HOUR), missing, service_cases=True).build())
+    world = World(root=root, arrivals=[], truth={}, expected_alerts=set(), users=[], sessions=[],
+                  scenarios={name: [] for name in SCENARIOS + ORG_SCENARIOS},
+                  session_scenarios={k: [] for k in worlds[0].session_scenarios}, tenants=list(tenants))
+    for w in worlds:
+        if set(w.truth) & set(world.truth):
+            raise ValueError("two tenants drew the same event id: choose another seed")
+        world.arrivals += w.arrivals
+        world.truth |= w.truth
+        world.expected_alerts |= w.expected_alerts
+        world.users += [u for u in w.users if u not in world.users]
+        world.sessions += w.sessions
+        world.write_scope |= w.write_scope
+        world.missing_reports += w.missing_reports
+        for name, ids in w.scenarios.items():
+            world.scenarios[name] += ids
+        for name, ids in w.session_scenarios.items():
+            world.session_scenarios[name] += ids
+    world.arrivals.sort(key=lambda a: (a.at, a.kind, a.path.as_posix()))
+    world.sessions.sort(key=lambda s: (s["session_start_time"], s["session_id"]))
+    return world
 
