@@ -124,6 +124,9 @@ def run_demo(keep: str | None, seed: int, echo: Callable[[str], None]) -> None:
         echo("\n== auditcorr query (Athena SQL, run locally by DuckDB) ==")
         echo(DEMO_SQL.strip())
         echo(render(run(DEMO_SQL, []), "table"))
+        from .org import run_org_demo
+
+        run_org_demo(work, seed, echo)
         echo(f"\ndone in {time.perf_counter() - t_start:.1f}s.")
         if keep:
             echo(f"Try: auditcorr query --lake {lake.base} "
