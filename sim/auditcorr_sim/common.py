@@ -5,6 +5,7 @@ time and key helpers.  SYNTHETIC DATA: see ``world.py``."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 ACCOUNT = "111122223333"
+#: the organisation world's second AppStream account
+SECOND_ACCOUNT = "444455556666"
 REGION = "us-east-1"
 STACK = "analytics"
 FLEET_SINGLE = "analytics-single"
@@ -40,6 +43,8 @@ TOLERANCE_SECONDS = 60
 ATTRIBUTED = "attributed"
 AMBIGUOUS = "ambiguous"
 UNATTRIBUTED = "unattributed"
+PENDING = "pending"
+VIA_SERVICE = "via_service"
 EXTERNAL = "external"
 OUT_OF_SCOPE = "out_of_scope"
 
@@ -67,6 +72,8 @@ SCENARIOS: tuple[str, ...] = (
     "skew_before_start", "skew_after_end", "midnight_span", "disguised_session_id", "fabricated_session_id",
     "replayed_credentials", "idle_fleet_ip", "out_of_scope_iam_user", "duplicate_delivery",
 )
+#: scenarios only the organisation world holds (``generate_org_world``)
+ORG_SCENARIOS: tuple[str, ...] = ("fleet_credentials_via_service", "invoked_by_service", "ipv4_mapped_address")
 
 _SEC = 1000
 _MIN = 60 * _SEC
@@ -109,6 +116,93 @@ _EXTS = (".csv", ".parquet", ".xlsx", ".png", ".ipynb", ".json")
 _APPS = ("Firefox", "RStudio", "JupyterLab", "Microsoft Excel", "Tableau Desktop", "Notepad++", "QGIS, LTR")
 
 
+# -- tenants: one account's AppStream in one region -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One account's AppStream fleets in one region, as the world generator builds them.
+
+    The default is the single-account world (``ACCOUNT`` in ``REGION``, its own trail, the reports
+    under ``appstream-logs/``).  An organisation gives each tenant its own account (or the same
+    account in another region), the SAME fleet subnet (10.40.0.0/16: VPCs reuse private ranges),
+    the organisation trail's key layout (``AWSLogs/<org id>/<account>/CloudTrail/<region>/...``) and
+    the AppStream report bucket's name (``appstream-logs-<region>-<account>-<random>``), which is how
+    a pipeline tells a report's scope when its rows do not."""
+
+    account: str = ACCOUNT
+    region: str = REGION
+    #: organisation trail: its id (``o-...``) is in every key; None: the account's own trail
+    org_id: str | None = None
+    #: the trail's bucket (None: the account's own, ``aws-cloudtrail-logs-<account>-auditcorr``)
+    trail_bucket_name: str | None = None
+    #: folder the usage reports are written under: the report bucket's name (None: ``appstream-logs``)
+    report_bucket: str | None = None
+    vpce_id: str = VPCE_ID
+    fleet_role_id: str = FLEET_ROLE_ID
+    saml_role_id: str = SAML_ROLE_ID
+    #: the written-to buckets (empty: ``research-data-<account>``, ``analytics-results-<account>``)
+    buckets: tuple[str, ...] = ()
+    #: users' client addresses: 0 the documentation ranges; k > 0 ``100.<64+k>.1-2.x`` (disjoint per k)
+    client_net: int = 0
+
+    @property
+    def fleet_role_arn(self) -> str:
+        return f"arn:aws:iam::{self.account}:role/{FLEET_ROLE_NAME}"
+
+    @property
+    def saml_role_arn(self) -> str:
+        return f"arn:aws:iam::{self.account}:role/{SAML_ROLE_NAME}"
+
+    @property
+    def saml_provider_arn(self) -> str:
+        return f"arn:aws:iam::{self.account}:saml-provider/Okta"
+
+    @property
+    def etl_user_arn(self) -> str:
+        return f"arn:aws:iam::{self.account}:user/etl-bot"
+
+    @property
+    def trail_bucket(self) -> str:
+        return self.trail_bucket_name or f"aws-cloudtrail-logs-{self.account}-auditcorr"
+
+    @property
+    def bucket_names(self) -> tuple[str, ...]:
+        return self.buckets or (f"research-data-{self.account}", f"analytics-results-{self.account}")
+
+    @property
+    def trail_prefix(self) -> str:
+        """``cloudtrail/AWSLogs/[<org id>/]<account>`` (the local copy keeps the trail's folder)."""
+        org = f"{self.org_id}/" if self.org_id else ""
+        return f"cloudtrail/AWSLogs/{org}{self.account}"
+
+    @property
+    def report_prefix(self) -> str:
+        return self.report_bucket or "appstream-logs"
+
+    @property
+    def scope(self) -> tuple[str, str]:
+        return self.account, self.region
+
+
+DEFAULT_TENANT = Tenant()
+
+
+def org_tenant(account: str, region: str, *, org_id: str = "o-a1b2c3d4e5", client_net: int = 1,
+               trail_bucket: str = "aws-cloudtrail-logs-999988887777-org") -> Tenant:
+    """A tenant of an organisation: the organisation trail's layout, its own report bucket, VPC
+    endpoint, role ids and buckets (named after account and region, so one account may run in
+    two regions), and its own users' client addresses."""
+    digest = hashlib.sha256(f"{account}|{region}".encode()).hexdigest()
+    return Tenant(
+        account=account, region=region, org_id=org_id, trail_bucket_name=trail_bucket,
+        report_bucket=f"appstream-logs-{region}-{account}-{digest[:10]}",
+        vpce_id=f"vpce-0{digest[10:26]}",
+        fleet_role_id="AROA" + digest[26:42].upper(), saml_role_id="AROA" + digest[42:58].upper(),
+        buckets=(f"research-data-{account}-{region}", f"analytics-results-{account}-{region}"),
+        client_net=client_net)
+
+
 # -- public types --------------------------------------------------------------------------------------
 
 
@@ -149,6 +243,12 @@ class World:
     scenarios: dict[str, list[str]] = field(default_factory=dict)
     #: session-level scenario facts (see the module doc)
     session_scenarios: dict[str, list[str]] = field(default_factory=dict)
+    #: the tenants (account, region) the world holds; one for :func:`generate_world`
+    tenants: list[Tenant] = field(default_factory=lambda: [DEFAULT_TENANT])
+    #: event_id -> (account, region) of the network each write (fleet role or not) came from
+    write_scope: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: (account, region, YYYY-MM-DD) of each sessions report that never arrives
+    missing_reports: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -199,16 +299,17 @@ def _day_path(ms: int) -> str:
     return _dt(ms).strftime("%Y/%m/%d")
 
 
-def _report_paths(day_ms: int) -> tuple[str, str]:
+def _report_paths(day_ms: int, prefix: str = "appstream-logs") -> tuple[str, str]:
     d = _dt(day_ms)
     part = f"schedule=DAILY/year={d:%Y}/month={d:%m}/day={d:%d}"
-    return (f"appstream-logs/sessions/{part}/daily-session-report-{d:%Y-%m-%d}.csv",
-            f"appstream-logs/applications/{part}/daily-app-report-{d:%Y-%m-%d}.csv")
+    return (f"{prefix}/sessions/{part}/daily-session-report-{d:%Y-%m-%d}.csv",
+            f"{prefix}/applications/{part}/daily-app-report-{d:%Y-%m-%d}.csv")
 
 
-def _ct_key(deliver_ms: int, suffix: str) -> str:
-    return (f"cloudtrail/AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/{_day_path(deliver_ms)}/"
-            f"{ACCOUNT}_CloudTrail_{REGION}_{_dt(deliver_ms):%Y%m%dT%H%MZ}_{suffix}.json.gz")
+def _ct_key(deliver_ms: int, suffix: str, tenant: Tenant | None = None) -> str:
+    t = tenant or DEFAULT_TENANT
+    return (f"{t.trail_prefix}/CloudTrail/{t.region}/{_day_path(deliver_ms)}/"
+            f"{t.account}_CloudTrail_{t.region}_{_dt(deliver_ms):%Y%m%dT%H%MZ}_{suffix}.json.gz")
 
 
 def _fleet_ip(block: int, i: int) -> str:

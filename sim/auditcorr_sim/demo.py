@@ -133,6 +133,10 @@ def run_demo(keep: str | None, seed: int, echo: Callable[[str], None]) -> None:
         from auditcorr.ocsf.export import Output, export_ocsf
 
         echo("\n" + export_ocsf(lake, Output.open(str(work / "ocsf"))).line())
+
+        from .org import run_org_demo
+
+        run_org_demo(work, seed, echo)
         echo(f"\ndone in {time.perf_counter() - t_start:.1f}s.")
         if keep:
             echo(f"Try: auditcorr query --lake {lake.base} "

@@ -75,6 +75,7 @@ import hashlib
 import itertools
 import random
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,13 +106,10 @@ from .common import (  # shared by the scenario world and the scale generator
     AMBIGUOUS,
     APP_COLUMNS,
     ATTRIBUTED,
-    BUCKETS,
+    DEFAULT_TENANT,
     ETL_IP,
-    ETL_USER_ARN,
     EXTERNAL,
     FLEET_MULTI,
-    FLEET_ROLE_ARN,
-    FLEET_ROLE_ID,
     FLEET_ROLE_NAME,
     FLEET_SINGLE,
     IDLE_IPS,
@@ -121,24 +119,23 @@ from .common import (  # shared by the scenario world and the scale generator
     KIND_SESSIONS,
     LIVE_POLLER_IP,
     NO_CLAIM_NAME,
+    ORG_SCENARIOS,
     OUT_OF_SCOPE,
-    REGION,
+    PENDING,
     REPLAY_IP,
     SAML_ISSUER,
     SAML_NAME_QUALIFIER,
-    SAML_PROVIDER_ARN,
-    SAML_ROLE_ARN,
-    SAML_ROLE_ID,
     SAML_ROLE_NAME,
     SCENARIOS,
+    SECOND_ACCOUNT,
     SESSION_COLUMNS,
     STACK,
-    TRAIL_BUCKET,
     TRAIL_NAME,
     UNATTRIBUTED,
-    VPCE_ID,
+    VIA_SERVICE,
     Arrival,
     ExpectedWrite,
+    Tenant,
     World,
     _ceil_sec,
     _compact,
@@ -154,6 +151,7 @@ from .common import (  # shared by the scenario world and the scale generator
     _Session,
     _sts_expiration,
     _write_bytes,
+    org_tenant,
 )
 
 # -- the scenario world --------------------------------------------------------------------------------
@@ -161,7 +159,9 @@ from .common import (  # shared by the scenario world and the scale generator
 
 class _Builder:
     def __init__(self, root: Path, seed: int, n_users: int, days: int, start: datetime,
-                 writes_per_session: tuple[int, int]) -> None:
+                 writes_per_session: tuple[int, int], tenant: Tenant = DEFAULT_TENANT,
+                 report_delay_ms: int = 0, missing_days: frozenset[int] = frozenset(),
+                 service_cases: bool = False) -> None:
         if n_users < 4:
             raise ValueError("n_users must be >= 4 (the scenarios need several concurrent users)")
         if days < 1:
@@ -170,6 +170,10 @@ class _Builder:
         if lo < 0 or hi < lo:
             raise ValueError("writes_per_session must be (lo, hi) with 0 <= lo <= hi")
         self.root = root
+        self.t = tenant
+        #: how much later than usual this tenant's reports arrive; the report days (0 = ``start``) never written
+        self.report_delay_ms = report_delay_ms
+        self.missing_days = missing_days
         self.rng = random.Random(seed)
         self.n_users = n_users
         self.days = days
@@ -180,6 +184,10 @@ class _Builder:
         self.truth: dict[str, ExpectedWrite] = {}
         self.alerts: set[tuple[str, str]] = set()
         self.scenarios: dict[str, list[str]] = {name: [] for name in SCENARIOS}
+        #: the organisation scenarios (credentials through a service, IPv4-mapped addresses)
+        self.service_cases = service_cases
+        if service_cases:
+            self.scenarios |= {name: [] for name in ORG_SCENARIOS}
         self.session_scenarios: dict[str, list[str]] = {
             "spanning_midnight": [], "short_gap_pairs": [], "report_delivered_twice": []}
         self.key_counter = itertools.count(1)
@@ -190,6 +198,8 @@ class _Builder:
         self.user_ips: dict[str, tuple[str, str]] = {}
         #: (delivered ms, key, bytes, oldest ms, newest ms) of each CloudTrail file written
         self.ct_files: list[tuple[int, str, bytes, int, int]] = []
+        #: event id -> the role session name a fleet write claims
+        self.claimed: dict[str, str] = {}
 
     # random identifiers, all from the seeded generator
     def uuid4(self) -> str:
@@ -223,8 +233,12 @@ class _Builder:
             f, la = combos[i % len(combos)]
             extra = "" if i < len(combos) else str(i // len(combos) + 1)
             users.append(f"{f}.{la}{extra}@example.com")
-        office = [f"198.51.100.{i}" for i in range(10, 250)]
-        home = [f"203.0.113.{i}" for i in range(10, 250) if f"203.0.113.{i}" != REPLAY_IP]
+        if self.t.client_net:  # an organisation's other tenants: their own users' addresses
+            office = [f"100.{64 + self.t.client_net}.1.{i}" for i in range(10, 250)]
+            home = [f"100.{64 + self.t.client_net}.2.{i}" for i in range(10, 250)]
+        else:
+            office = [f"198.51.100.{i}" for i in range(10, 250)]
+            home = [f"203.0.113.{i}" for i in range(10, 250) if f"203.0.113.{i}" != REPLAY_IP]
         extra_ips = (f"100.64.{i // 250}.{i % 250 + 1}" for i in itertools.count())
         while len(office) < len(users):
             office.append(next(extra_ips))
@@ -347,13 +361,13 @@ class _Builder:
         created = _compact(created_ms) if self.rng.random() < 0.05 else _iso(created_ms)
         return {
             "type": "AssumedRole",
-            "principalId": f"{FLEET_ROLE_ID}:{name}",
-            "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{FLEET_ROLE_NAME}/{name}",
-            "accountId": ACCOUNT,
+            "principalId": f"{self.t.fleet_role_id}:{name}",
+            "arn": f"arn:aws:sts::{self.t.account}:assumed-role/{FLEET_ROLE_NAME}/{name}",
+            "accountId": self.t.account,
             "accessKeyId": key_id,
             "sessionContext": {
-                "sessionIssuer": {"type": "Role", "principalId": FLEET_ROLE_ID, "arn": FLEET_ROLE_ARN,
-                                  "accountId": ACCOUNT, "userName": FLEET_ROLE_NAME},
+                "sessionIssuer": {"type": "Role", "principalId": self.t.fleet_role_id, "arn": self.t.fleet_role_arn,
+                                  "accountId": self.t.account, "userName": FLEET_ROLE_NAME},
                 "attributes": {"creationDate": created, "mfaAuthenticated": "false"},
             },
         }
@@ -363,23 +377,23 @@ class _Builder:
         rng = self.rng
         key = (f"projects/{rng.choice(_PROJECTS)}/{_dt(t):%Y-%m-%d}/"
                f"{rng.choice(_STEMS)}-{n:05d}{rng.choice(_EXTS)}")
-        return rng.choice(BUCKETS), key
+        return rng.choice(self.t.bucket_names), key
 
     def s3_record(self, t: int, event_name: str, ip: str, identity: dict[str, Any], *, vpce: bool = True,
                   user_agent: str | None = None, read_only: bool = False,
                   bucket_key: tuple[str, str] | None = None) -> dict[str, Any]:
         rng = self.rng
         bucket, key = bucket_key or self.object_key(t)
-        host = f"{bucket}.s3.{REGION}.amazonaws.com"
+        host = f"{bucket}.s3.{self.t.region}.amazonaws.com"
         params: dict[str, Any] = {"bucketName": bucket, "Host": host}
         resources: list[dict[str, Any]]
         if event_name == "ListObjects":
             params.update({"prefix": key.rsplit("/", 1)[0] + "/", "delimiter": "/", "encoding-type": "url"})
-            resources = [{"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}]
+            resources = [{"accountId": self.t.account, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}]
         else:
             params["key"] = key
             resources = [{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"},
-                         {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}]
+                         {"accountId": self.t.account, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}]
         if event_name == "CopyObject":
             params["x-amz-copy-source"] = f"{bucket}/scratch/{rng.getrandbits(32):08x}.tmp"
         elif event_name == "CompleteMultipartUpload":
@@ -391,7 +405,7 @@ class _Builder:
             "eventTime": _iso(t),
             "eventSource": "s3.amazonaws.com",
             "eventName": event_name,
-            "awsRegion": REGION,
+            "awsRegion": self.t.region,
             "sourceIPAddress": ip,
             "userAgent": user_agent or rng.choice(_WRITE_UAS),
             "requestParameters": params,
@@ -411,14 +425,14 @@ class _Builder:
             "resources": resources,
             "eventType": "AwsApiCall",
             "managementEvent": False,
-            "recipientAccountId": ACCOUNT,
+            "recipientAccountId": self.t.account,
             "eventCategory": "Data",
             "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
                            "clientProvidedHostHeader": host},
         }
         if vpce:
-            rec["vpcEndpointId"] = VPCE_ID
-            rec["vpcEndpointAccountId"] = ACCOUNT
+            rec["vpcEndpointId"] = self.t.vpce_id
+            rec["vpcEndpointAccountId"] = self.t.account
         return self.add(t, rec)
 
     def write_event_name(self) -> str:
@@ -432,6 +446,7 @@ class _Builder:
                              vpce=vpce, user_agent=user_agent)
         eid = rec["eventID"]
         self.truth[eid] = expected
+        self.claimed[eid] = name
         self.write_ids.append(eid)
         self.scenarios[scenario].append(eid)
         if alert:
@@ -471,20 +486,20 @@ class _Builder:
         return self.add(t, {
             "eventVersion": self.event_version(),
             "userIdentity": {"type": "SAMLUser", "principalId": f"{pid}:{user}", "userName": user,
-                             "identityProvider": SAML_PROVIDER_ARN},
+                             "identityProvider": self.t.saml_provider_arn},
             "eventTime": _iso(t),
             "eventSource": "sts.amazonaws.com",
             "eventName": "AssumeRoleWithSAML",
-            "awsRegion": REGION,
+            "awsRegion": self.t.region,
             "sourceIPAddress": ip,
             "userAgent": _BROWSER_UA,
             "requestParameters": {"sAMLAssertionID": f"id{self.rng.getrandbits(96):024x}",
-                                  "roleSessionName": user, "roleArn": SAML_ROLE_ARN,
-                                  "principalArn": SAML_PROVIDER_ARN, "durationSeconds": 3600},
+                                  "roleSessionName": user, "roleArn": self.t.saml_role_arn,
+                                  "principalArn": self.t.saml_provider_arn, "durationSeconds": 3600},
             "responseElements": {
                 "credentials": {"accessKeyId": self.access_key(), "expiration": _sts_expiration(t + _HOUR)},
-                "assumedRoleUser": {"assumedRoleId": f"{SAML_ROLE_ID}:{user}",
-                                    "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{SAML_ROLE_NAME}/{user}"},
+                "assumedRoleUser": {"assumedRoleId": f"{self.t.saml_role_id}:{user}",
+                                    "arn": f"arn:aws:sts::{self.t.account}:assumed-role/{SAML_ROLE_NAME}/{user}"},
                 "packedPolicySize": 6,
                 "subject": user,
                 "subjectType": "persistent",
@@ -495,11 +510,12 @@ class _Builder:
             "requestID": self.uuid4(),
             "eventID": self.uuid4(),
             "readOnly": True,
-            "resources": [{"accountId": ACCOUNT, "type": "AWS::IAM::Role", "ARN": SAML_ROLE_ARN},
-                          {"accountId": ACCOUNT, "type": "AWS::IAM::SAMLProvider", "ARN": SAML_PROVIDER_ARN}],
+            "resources": [{"accountId": self.t.account, "type": "AWS::IAM::Role", "ARN": self.t.saml_role_arn},
+                          {"accountId": self.t.account, "type": "AWS::IAM::SAMLProvider",
+                           "ARN": self.t.saml_provider_arn}],
             "eventType": "AwsApiCall",
             "managementEvent": True,
-            "recipientAccountId": ACCOUNT,
+            "recipientAccountId": self.t.account,
             "eventCategory": "Management",
             "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
                            "clientProvidedHostHeader": "sts.amazonaws.com"},
@@ -645,10 +661,37 @@ class _Builder:
                              ExpectedWrite(UNATTRIBUTED, None, None), "idle_fleet_ip",
                              alert="unattributed_activity")
 
+    def service_writes(self) -> None:
+        """Fleet-role writes whose source is a service name: one no service claims (the published
+        bypass: instance credentials used through ``appstream.amazonaws.com``), one Athena makes for
+        the role (``userIdentity.invokedBy``, as when Athena writes query results)."""
+        rng = self.rng
+        for d in range(self.days):
+            a = rng.choice([s for s in self.plain_single() if (s.start - self.origin) // _DAY == d] or
+                           self.plain_single())
+            t = self.rand_sec(a.start + 2 * _MIN, a.end - 2 * _MIN)
+            self.fleet_write(t, "appstream.amazonaws.com", NO_CLAIM_NAME, self.instance_keys[a.instance_id],
+                             ExpectedWrite(EXTERNAL, None, None), "fleet_credentials_via_service",
+                             alert="fleet_credentials_via_service", vpce=False,
+                             user_agent="appstream.amazonaws.com")
+            t = self.rand_sec(a.start + 2 * _MIN, a.end - 2 * _MIN)
+            eid = self.fleet_write(t, "athena.amazonaws.com", a.sid, a.key_id, ExpectedWrite(VIA_SERVICE, None, None),
+                                   "invoked_by_service", vpce=False, user_agent="athena.amazonaws.com")
+            rec = next(r for _, r in reversed(self.records) if r["eventID"] == eid)
+            rec["userIdentity"]["invokedBy"] = "athena.amazonaws.com"
+
+    def mapped_writes(self) -> None:
+        """Writes whose source is the IPv4-mapped IPv6 form of a fleet address: attributed like it."""
+        rng = self.rng
+        for a in rng.sample(self.plain_single(), min(3, len(self.plain_single()))):
+            t = self.rand_sec(a.start + 2 * _MIN, a.end - 2 * _MIN)
+            self.fleet_write(t, f"::ffff:{a.ip}", NO_CLAIM_NAME, self.instance_keys[a.instance_id],
+                             self.attributed(a), "ipv4_mapped_address")
+
     def etl_writes(self) -> None:
         rng = self.rng
-        ident = {"type": "IAMUser", "principalId": "AIDA3XFRBF23ETLBOT01", "arn": ETL_USER_ARN,
-                 "accountId": ACCOUNT, "accessKeyId": "AKIA3XFRBF23ETLBOT01", "userName": "etl-bot"}
+        ident = {"type": "IAMUser", "principalId": "AIDA3XFRBF23ETLBOT01", "arn": self.t.etl_user_arn,
+                 "accountId": self.t.account, "accessKeyId": "AKIA3XFRBF23ETLBOT01", "userName": "etl-bot"}
         for d in range(self.days):
             for h in (2, 14):
                 t = self.origin + d * _DAY + h * _HOUR + rng.randint(0, 50) * _MIN + rng.randint(0, 59) * _SEC
@@ -672,19 +715,19 @@ class _Builder:
     def management_noise(self) -> None:
         rng = self.rng
         poller = {"type": "AssumedRole", "principalId": "AROA3XFRBF23LIVEPOLL:auditcorr-live",
-                  "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AuditCorrLiveRole/auditcorr-live",
-                  "accountId": ACCOUNT, "accessKeyId": "ASIA3XFRBF23LIVEPOLL",
+                  "arn": f"arn:aws:sts::{self.t.account}:assumed-role/AuditCorrLiveRole/auditcorr-live",
+                  "accountId": self.t.account, "accessKeyId": "ASIA3XFRBF23LIVEPOLL",
                   "sessionContext": {"sessionIssuer": {
                       "type": "Role", "principalId": "AROA3XFRBF23LIVEPOLL",
-                      "arn": f"arn:aws:iam::{ACCOUNT}:role/AuditCorrLiveRole", "accountId": ACCOUNT,
+                      "arn": f"arn:aws:iam::{self.t.account}:role/AuditCorrLiveRole", "accountId": self.t.account,
                       "userName": "AuditCorrLiveRole"},
                       "attributes": {"creationDate": _iso(self.origin), "mfaAuthenticated": "false"}}}
         admin = {"type": "AssumedRole", "principalId": "AROA3XFRBF23ADMINROL:ops.admin@example.com",
-                 "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AppStreamAdmin/ops.admin@example.com",
-                 "accountId": ACCOUNT, "accessKeyId": "ASIA3XFRBF23ADMINKEY",
+                 "arn": f"arn:aws:sts::{self.t.account}:assumed-role/AppStreamAdmin/ops.admin@example.com",
+                 "accountId": self.t.account, "accessKeyId": "ASIA3XFRBF23ADMINKEY",
                  "sessionContext": {"sessionIssuer": {
                      "type": "Role", "principalId": "AROA3XFRBF23ADMINROL",
-                     "arn": f"arn:aws:iam::{ACCOUNT}:role/AppStreamAdmin", "accountId": ACCOUNT,
+                     "arn": f"arn:aws:iam::{self.t.account}:role/AppStreamAdmin", "accountId": self.t.account,
                      "userName": "AppStreamAdmin"},
                      "attributes": {"creationDate": _iso(self.origin), "mfaAuthenticated": "true"}}}
         for d in range(self.days):
@@ -710,7 +753,8 @@ class _Builder:
                               {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}, None, read_only=True)
                 else:
                     self.mgmt(t, "s3.amazonaws.com", "GetBucketAcl", svc, "AWS Internal",
-                              {"bucketName": BUCKETS[0], "Host": f"{BUCKETS[0]}.s3.{REGION}.amazonaws.com",
+                              {"bucketName": self.t.bucket_names[0],
+                               "Host": f"{self.t.bucket_names[0]}.s3.{self.t.region}.amazonaws.com",
                                "acl": ""}, None, read_only=True)
 
     def mgmt(self, t: int, source: str, name: str, identity: dict[str, Any], ip: str,
@@ -721,7 +765,7 @@ class _Builder:
             "eventTime": _iso(t),
             "eventSource": source,
             "eventName": name,
-            "awsRegion": REGION,
+            "awsRegion": self.t.region,
             "sourceIPAddress": ip,
             "userAgent": source if ip == "AWS Internal" else _BROWSER_UA,
             "requestParameters": params,
@@ -731,7 +775,7 @@ class _Builder:
             "readOnly": read_only,
             "eventType": "AwsApiCall",
             "managementEvent": True,
-            "recipientAccountId": ACCOUNT,
+            "recipientAccountId": self.t.account,
             "eventCategory": "Management",
         })
 
@@ -771,7 +815,7 @@ class _Builder:
             entries = windows[w]
             rng.shuffle(entries)
             deliver = deliver_at(w)
-            key = _ct_key(deliver, self.alnum(16))
+            key = _ct_key(deliver, self.alnum(16), self.t)
             data = gzip.compress(orjson.dumps({"Records": [r for _, r in entries]}), compresslevel=6, mtime=0)
             _write_bytes(self.root / key, data)
             arrivals.append(Arrival(_dt(deliver), self.root / key, KIND_CLOUDTRAIL))
@@ -786,13 +830,13 @@ class _Builder:
         end = first + _HOUR
         files = [f for f in self.ct_files if first <= f[0] < end]
         deliver = end + self.rng.randint(5, 15) * _MIN
-        key = (f"cloudtrail/AWSLogs/{ACCOUNT}/CloudTrail-Digest/{REGION}/{_day_path(deliver)}/"
-               f"{ACCOUNT}_CloudTrail-Digest_{REGION}_{TRAIL_NAME}_{REGION}_{_compact(deliver)}.json.gz")
+        key = (f"{self.t.trail_prefix}/CloudTrail-Digest/{self.t.region}/{_day_path(deliver)}/"
+               f"{self.t.account}_CloudTrail-Digest_{self.t.region}_{TRAIL_NAME}_{self.t.region}_{_compact(deliver)}.json.gz")
         body = {
-            "awsAccountId": ACCOUNT,
+            "awsAccountId": self.t.account,
             "digestStartTime": _iso(first),
             "digestEndTime": _iso(end),
-            "digestS3Bucket": TRAIL_BUCKET,
+            "digestS3Bucket": self.t.trail_bucket,
             "digestS3Object": key.removeprefix("cloudtrail/"),
             "digestPublicKeyFingerprint": hashlib.sha256(b"auditcorr synthetic").hexdigest()[:32],
             "digestSignatureAlgorithm": "SHA256withRSA",
@@ -803,7 +847,7 @@ class _Builder:
             "previousDigestHashValue": None,
             "previousDigestHashAlgorithm": None,
             "previousDigestSignature": None,
-            "logFiles": [{"s3Bucket": TRAIL_BUCKET, "s3Object": k.removeprefix("cloudtrail/"),
+            "logFiles": [{"s3Bucket": self.t.trail_bucket, "s3Object": k.removeprefix("cloudtrail/"),
                           "hashValue": hashlib.sha256(data).hexdigest(), "hashAlgorithm": "SHA-256",
                           "newestEventTime": _iso(hi), "oldestEventTime": _iso(lo)}
                          for _, k, data, lo, hi in files],
@@ -824,11 +868,11 @@ class _Builder:
         rng = self.rng
         t = self.report_time
         return [
-            s.sid, ACCOUNT, REGION, t(s.start, s.time_style), t(s.end, s.time_style),
+            s.sid, self.t.account, self.t.region, t(s.start, s.time_style), t(s.end, s.time_style),
             str((s.end - s.start) // _SEC), s.user, "", "SAML", f"{s.user}SAML",
             s.fleet, STACK, "stream.standard.2xlarge" if s.multi else "stream.standard.medium", s.ip, "true",
             ";".join(s.client_ips), "false", "false",
-            f"s3://appstream2-36fb080bb8-{REGION}-{ACCOUNT}/user/custom/"
+            f"s3://appstream2-36fb080bb8-{self.t.region}-{self.t.account}/user/custom/"
             f"{hashlib.sha256(s.user.encode()).hexdigest()}",
             "ENABLED", "DISABLED", "ENABLED", "DISABLED", "DISABLED", "false", "false", "57600", "ALWAYS_ON",
             "APP" if s.multi else "DESKTOP", rng.choice(("TCP", "TCP", "UDP")), s.instance_id,
@@ -842,8 +886,10 @@ class _Builder:
             by_day.setdefault(s.end // _DAY * _DAY, []).append(s)
         arrivals = []
         for n, day in enumerate(sorted(by_day)):
+            if (day - self.origin) // _DAY in self.missing_days:
+                continue  # never delivered
             ss = sorted(by_day[day], key=lambda x: (x.start, x.sid))
-            sess_key, app_key = _report_paths(day)
+            sess_key, app_key = _report_paths(day, self.t.report_prefix)
             rows = [self.session_row(s) for s in ss]
             apps = []
             d = _dt(day)
@@ -852,7 +898,8 @@ class _Builder:
                     apps.append([s.sid, app, "DAILY", f"{d:%Y}", f"{d:%m}", f"{d:%d}"])
             _write_bytes(self.root / sess_key, _csv_bytes(SESSION_COLUMNS, rows))
             _write_bytes(self.root / app_key, _csv_bytes(APP_COLUMNS, apps))
-            at = day + _DAY + rng.randint(2 * 60, 6 * 60 - 10) * _MIN + rng.randint(0, 59) * _SEC
+            at = day + _DAY + rng.randint(2 * 60, 6 * 60 - 10) * _MIN + rng.randint(0, 59) * _SEC + \
+                self.report_delay_ms
             arrivals.append(Arrival(_dt(at), self.root / sess_key, KIND_SESSIONS))
             arrivals.append(Arrival(_dt(at + rng.randint(10, 300) * _SEC), self.root / app_key, KIND_APPS))
             if n == 0:  # delivered again, same key and bytes, a few hours later
@@ -878,6 +925,8 @@ class _Builder:
             "logon_time": _dt(s.logon_ms),
             "logon_event_id": s.logon_event_id,
             "access_key_id": s.key_id,
+            "aws_account_id": self.t.account,
+            "region": self.t.region,
         } for s in sorted(self.sessions, key=lambda x: (x.start, x.sid))]
 
     def build(self) -> World:
@@ -896,14 +945,60 @@ class _Builder:
         self.replay_writes()
         self.idle_writes()
         self.etl_writes()
+        if self.service_cases:
+            self.service_writes()
+            self.mapped_writes()
         self.read_noise()
         self.management_noise()
         self.root.mkdir(parents=True, exist_ok=True)
         arrivals = self.write_cloudtrail() + self.write_reports()
         arrivals.sort(key=lambda a: (a.at, a.kind, a.path.as_posix()))
+        missing = self.without_missing_reports()
         return World(root=self.root, arrivals=arrivals, truth=self.truth, expected_alerts=self.alerts,
                      users=list(self.users), sessions=self.session_dicts(), scenarios=self.scenarios,
-                     session_scenarios=self.session_scenarios)
+                     session_scenarios=self.session_scenarios, tenants=[self.t],
+                     write_scope=dict.fromkeys(self.write_ids, self.t.scope), missing_reports=missing)
+
+    def without_missing_reports(self) -> list[tuple[str, str, str]]:
+        """The truth once the reports of ``missing_days`` never come: the fleet writes of such a day
+        stay ``pending`` (unless a session reported on another day explains them, e.g. one that ends
+        after midnight) and raise none of the alerts that wait for reports but ``session_id_mismatch``
+        for a claim of a known session (the day raises one ``usage_report_missing`` instead).
+        A missing day must change nothing else (no write of
+        another day may need a session of it): checked, else ValueError."""
+        if not self.missing_days:
+            return []
+        report_days = {(s.end // _DAY * _DAY - self.origin) // _DAY for s in self.sessions}
+        for d in self.missing_days:
+            if not any(r >= d + 2 for r in report_days - self.missing_days):
+                raise ValueError(f"no report two days after missing day {d} of {self.t.account} {self.t.region}: "
+                                 "a pipeline could never call it missing (more days, or an earlier missing day)")
+        lost = {s.sid for s in self.sessions if (s.end // _DAY * _DAY - self.origin) // _DAY in self.missing_days}
+        waiting = {"session_id_mismatch", "unknown_session_id", "unattributed_activity"}
+        by_sid = {s.sid: s for s in self.sessions}
+        t_of = {rec["eventID"]: t for t, rec in self.records}
+        for eid in self.write_ids:
+            exp = self.truth[eid]
+            day = (t_of[eid] // _DAY * _DAY - self.origin) // _DAY
+            if day in self.missing_days and exp.status in (ATTRIBUTED, AMBIGUOUS, UNATTRIBUTED):
+                # the sessions still known (reported on another day, e.g. one that ends after midnight)
+                # decide it; with none, it waits.  A claim of a known session is still checked.
+                present = sorted({exp.session_id, *exp.candidate_session_ids} - lost - {None})
+                if not present:
+                    self.truth[eid] = ExpectedWrite(PENDING, None, None)
+                elif len(present) == 1:
+                    self.truth[eid] = ExpectedWrite(ATTRIBUTED, by_sid[present[0]].user, present[0])
+                else:
+                    self.truth[eid] = ExpectedWrite(AMBIGUOUS, None, None, tuple(present))
+                keep = {"session_id_mismatch"} if self.claimed.get(eid) not in lost else set()
+                self.alerts -= {(rule, eid) for rule in waiting - keep}
+                continue
+            needs = {exp.session_id, *exp.candidate_session_ids, self.claimed.get(eid)} & lost
+            if needs and exp.status not in (EXTERNAL, VIA_SERVICE):
+                raise ValueError(f"a write of another day needs a session of the missing report ({eid}, {exp}): "
+                                 "choose another missing day (e.g. the first)")
+        return [(self.t.account, self.t.region, f"{_dt(self.origin + d * _DAY):%Y-%m-%d}")
+                for d in sorted(self.missing_days)]
 
 
 def generate_world(root: Path, *, seed: int = 7, n_users: int = 36, days: int = 2,
@@ -918,4 +1013,63 @@ def generate_world(root: Path, *, seed: int = 7, n_users: int = 36, days: int = 
     """
     return _Builder(Path(root), seed, n_users, days, start, writes_per_session).build()
 
+
+
+
+#: the default organisation: two accounts, one of them in two regions, every fleet in 10.40.0.0/16
+ORG_TENANTS: tuple[Tenant, ...] = (
+    org_tenant(ACCOUNT, "us-east-1", client_net=1),
+    org_tenant(SECOND_ACCOUNT, "us-east-1", client_net=2),
+    org_tenant(SECOND_ACCOUNT, "eu-west-1", client_net=3),
+)
+
+
+def generate_org_world(root: Path, *, tenants: Sequence[Tenant] = ORG_TENANTS, seed: int = 7, n_users: int = 12,
+                       days: int = 2, start: datetime = datetime(2026, 3, 2, tzinfo=UTC),
+                       writes_per_session: tuple[int, int] = (2, 6),
+                       missing_report: tuple[int, int] | None = (1, 0),
+                       report_delays: Sequence[float] = (0.0, 9.0, 20.0)) -> World:
+    """An organisation's world: one :func:`generate_world` per tenant (its own seed, users, sessions
+    and scenarios, the SAME fleet addresses), in one organisation trail and one report bucket per
+    tenant, merged: arrivals sorted by time, truth and expected alerts united.
+
+    ``missing_report``: (tenant index, day index from ``start``) whose sessions report never comes:
+    its fleet writes stay ``pending`` (``World.missing_reports`` names it; a pipeline should raise one
+    ``usage_report_missing`` for it once a report two days later is in).  ``report_delays``: hours
+    each tenant's reports arrive later than usual (reports arrive per account at different times).
+    """
+    if not tenants:
+        raise ValueError("tenants must not be empty")
+    if len({t.scope for t in tenants}) != len(tenants):
+        raise ValueError("one tenant per (account, region)")
+    if missing_report is not None and not (0 <= missing_report[0] < len(tenants) and 0 <= missing_report[1] < days):
+        raise ValueError("missing_report must be (tenant index, day index) inside the world")
+    root = Path(root)
+    worlds = []
+    for i, tenant in enumerate(tenants):
+        delay = report_delays[i] if i < len(report_delays) else 0.0
+        missing = frozenset({missing_report[1]}) if missing_report is not None and missing_report[0] == i \
+            else frozenset()
+        worlds.append(_Builder(root, seed + 7919 * i, n_users, days, start, writes_per_session, tenant,
+                               round(delay * _HOUR), missing, service_cases=True).build())
+    world = World(root=root, arrivals=[], truth={}, expected_alerts=set(), users=[], sessions=[],
+                  scenarios={name: [] for name in SCENARIOS + ORG_SCENARIOS},
+                  session_scenarios={k: [] for k in worlds[0].session_scenarios}, tenants=list(tenants))
+    for w in worlds:
+        if set(w.truth) & set(world.truth):
+            raise ValueError("two tenants drew the same event id: choose another seed")
+        world.arrivals += w.arrivals
+        world.truth |= w.truth
+        world.expected_alerts |= w.expected_alerts
+        world.users += [u for u in w.users if u not in world.users]
+        world.sessions += w.sessions
+        world.write_scope |= w.write_scope
+        world.missing_reports += w.missing_reports
+        for name, ids in w.scenarios.items():
+            world.scenarios[name] += ids
+        for name, ids in w.session_scenarios.items():
+            world.session_scenarios[name] += ids
+    world.arrivals.sort(key=lambda a: (a.at, a.kind, a.path.as_posix()))
+    world.sessions.sort(key=lambda s: (s["session_start_time"], s["session_id"]))
+    return world
 

@@ -62,3 +62,18 @@ def test_the_demo_shows_attribution_alerts_who_and_a_query(tmp_path):
         assert {u for t in tables for u in t.column("class_uid").to_pylist()} == {class_uid}
         n = eng.query(f"SELECT count(*) AS n FROM {lake_rows[source]}").column("n")[0].as_py()
         assert printed[source] == n, source
+
+    # the organisation part: a line per account, its numbers the organisation lake's, none attributed
+    # to another account's session although both fleets use the same 10.40.0.0/16
+    org = eng.__class__(Lake.open(str(tmp_path / "demo" / "org" / "lake")))
+    lines = re.findall(r"^account (\d{12}) (\S+): (\d+) writes, (\d+) attributed to its own users, (\d+) pending, "
+                       r"(\d+) to another account's session$", out, re.M)
+    assert len({a for a, *_ in lines}) == 2
+    for account, region, writes, attributed, pending, other in lines:
+        got = org.query("SELECT count(*) AS n, count(*) FILTER (WHERE status = 'attributed') AS a, "
+                        "count(*) FILTER (WHERE status = 'pending') AS p FROM attributed_activity_latest "
+                        "WHERE account_id = ? AND region = ?", [account, region]).to_pylist()[0]
+        assert (got["n"], got["a"], got["p"]) == (int(writes), int(attributed), int(pending))
+        assert int(attributed) > 50 and other == "0"
+    assert sum(int(p) for *_, p, _ in lines) > 0  # the missing report's writes wait
+    assert out.count("alert usage_report_missing (") == 1
