@@ -350,6 +350,10 @@ from .export_ocsf import ocsf_command  # noqa: E402 - registered next to its gro
 
 export.add_command(ocsf_command)
 
+from .backfill import backfill_command  # noqa: E402 - AWS only; boto3 is imported inside the command
+
+main.add_command(backfill_command)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()
