@@ -354,6 +354,10 @@ from .backfill import backfill_command  # noqa: E402 - AWS only; boto3 is import
 
 main.add_command(backfill_command)
 
+from .lake_cmd import lake_group  # noqa: E402
+
+main.add_command(lake_group)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()
