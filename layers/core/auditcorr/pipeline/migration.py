@@ -37,12 +37,13 @@ def migrate_legacy_reports(lake: Lake, scopes: Scopes, completeness: Completenes
                            dts: Iterable[str] | None = None) -> dict[str, list[str]]:
     """Split the v1 sessions report files of ``dts`` (default: every day that has one) into
     per-scope files; returns day -> the scopes written."""
-    wanted = set(dts) if dts is not None else None
     done: dict[str, list[str]] = {}
-    for dt in legacy_report_days(lake):
-        if wanted is not None and dt not in wanted:
-            continue
+    # a given day costs one existence check (a report ingest asks for its own day only)
+    days = legacy_report_days(lake) if dts is None else sorted(set(dts))
+    for dt in days:
         path = f"{lake.part_dir('sessions', dt)}/{LEGACY_REPORT}.parquet"
+        if dts is not None and not lake.exists(path):
+            continue
         rows = lake.read("sessions", files=[path], latest=False).drop_columns(["dt"])
         account, region = session_scope_columns(rows)
         keys, code, _ = scopes.keys(account, region)
