@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from auditcorr import config as cfgmod
 from auditcorr.attribution import Coverage, attribute, candidate_pairs, classify_ips
 from auditcorr.config import Config
 from auditcorr.schemas import LOGONS, S3_WRITES, SESSIONS, TS, conform
@@ -71,9 +72,11 @@ GROUP BY w.event_id
 """
 
 T0_MS = 1_772_438_400_000  # 2026-03-02T08:00:00Z
-ACCOUNT = "111122223333"
+ROLE = "arn:aws:iam::111122223333:role/AppStreamFleetRole"
 REGION = "us-east-1"
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/AppStreamFleetRole"
+#: the organisation case: accounts sharing one address range (issue 15: within 10% of one account)
+ORG_ACCOUNTS = 20
+ORG_AIM = 1.10
 #: default sizes: (writes, sessions)
 SIZES = ((100_000, 10_000), (1_000_000, 100_000), (10_000_000, 100_000))
 BAR_FROM = 1_000_000  # "faster than DuckDB at 1M and 10M"
@@ -102,10 +105,24 @@ def fixed_strings(prefix: str, numbers: np.ndarray, width: int, suffix: str = ""
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf.reshape(-1))])
 
 
+def account_id(k: int) -> str:
+    return f"{111122223333 + k * 1_000_000_001:012d}"
+
+
+def role_of(k: int) -> str:
+    return ROLE.replace("111122223333", account_id(k))
+
+
 def make_tables(n_writes: int, n_sessions: int, seed: int = 7, multi_share: float = 0.3,
-                days: int = 1) -> tuple[pa.Table, pa.Table]:
+                days: int = 1, accounts: int = 1) -> tuple[pa.Table, pa.Table]:
     """Sessions with IP reuse (short gaps) and multi-session hosts; writes inside, at the edges,
-    in the gaps and from idle addresses.  Claims (role session name = session id) on ~70%."""
+    in the gaps and from idle addresses.  Claims (role session name = session id) on ~70%.
+
+    ``accounts`` > 1 spreads the hosts over that many accounts (host ``h`` in account ``h % accounts``)
+    that REUSE one address range: host ``h`` gets the address of host ``h // accounts`` of the
+    single-account world, so every address is held in every account at once, and only the scope
+    (account, region) keeps the join right.  The same seed gives the same sessions, times and
+    claims whatever ``accounts`` is: the answers must be the single-account world's."""
     rng = np.random.default_rng(seed)
     span = days * 86_400_000
     # hosts: each host IP serves a sequence of sessions (reuse); multi hosts hold 3 at once
@@ -125,8 +142,12 @@ def make_tables(n_writes: int, n_sessions: int, seed: int = 7, multi_share: floa
     start = T0_MS + slot * slot_len + rng.integers(0, 20_000, n_sessions)
     dur = (slot_len - rng.integers(20_000, 120_000, n_sessions)).clip(60_000)
     end = start + dur
-    ip = np.char.add("10.40.", np.char.add((host // 250).astype(str), np.char.add(".", (host % 250).astype(str))))
+    ip_host = host // accounts
+    ip = np.char.add("10.40.", np.char.add((ip_host // 250).astype(str), np.char.add(".", (ip_host % 250).astype(str))))
     ip_arr = pa.array(ip, pa.string())
+    acct_of_session = host % accounts
+    acct_names = pa.array([account_id(k) for k in range(accounts)], pa.string())
+    role_names = pa.array([role_of(k) for k in range(accounts)], pa.string())
     sid = pc.binary_join_element_wise(fixed_strings("", np.arange(n_sessions), 8, hexa=True),
                                       fixed_strings("0000-4000-8000-", np.arange(n_sessions), 12, hexa=True), "-")
     sessions = conform(pa.table({
@@ -137,8 +158,7 @@ def make_tables(n_writes: int, n_sessions: int, seed: int = 7, multi_share: floa
         "session_end_time": pa.array(end).cast(TS),
         "eni_private_ip_address": ip_arr,
         "is_multisession": pa.array(multi),
-        # one account and region (the scope a write meets its sessions in)
-        "aws_account_id": pa.repeat(pa.scalar(ACCOUNT), n_sessions).cast(pa.string()),
+        "aws_account_id": acct_names.take(pa.array(acct_of_session)),
         "region": pa.repeat(pa.scalar(REGION), n_sessions).cast(pa.string()),
     }), SESSIONS)
 
@@ -155,17 +175,23 @@ def make_tables(n_writes: int, n_sessions: int, seed: int = 7, multi_share: floa
         "event_time": pa.array(t).cast(TS),
         "event_name": pa.repeat(pa.scalar("PutObject"), n_writes).cast(pa.string()),
         "source_ip": w_ip,
-        "role_arn": pa.repeat(pa.scalar(ROLE), n_writes).cast(pa.string()),
+        "role_arn": role_names.take(pa.array(acct_of_session[pick])),
         "role_session_name": claim,
         "aws_region": pa.repeat(pa.scalar(REGION), n_writes).cast(pa.string()),
     }), S3_WRITES)
     return writes, sessions
 
 
-def core_attribute(writes: pa.Table, sessions: pa.Table) -> pa.Table:
-    cfg = Config()
-    cov = Coverage.every_scope(range(0, 40000), T0_MS, 0)
-    return attribute(writes, sessions, LOGONS.empty_table(), cfg, cov, T0_MS).activity
+def org_config(accounts: int) -> Config:
+    """One ``[[fleets]]`` group per account, all on the same CIDR, as an organisation writes it."""
+    return cfgmod.from_mapping({"fleets": [
+        {"account": account_id(k), "regions": [REGION], "cidrs": ["10.40.0.0/16"], "roles": [role_of(k)]}
+        for k in range(accounts)]})
+
+
+def core_attribute(writes: pa.Table, sessions: pa.Table, cfg: Config | None = None) -> pa.Table:
+    cov = Coverage.every_scope(range(0, 40000), T0_MS)
+    return attribute(writes, sessions, LOGONS.empty_table(), cfg or Config(), cov, T0_MS).activity
 
 
 def core_kernel(writes: pa.Table, sessions: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -281,6 +307,50 @@ def child(n_writes: int, n_sessions: int, runs: int, refs: bool, ref_runs: int) 
     return out
 
 
+def org_child(n_writes: int, n_sessions: int, accounts: int, runs: int) -> dict[str, Any]:
+    """The same world on one account and spread over ``accounts`` accounts reusing one CIDR, timed
+    interleaved in one process; the answers must be identical event by event."""
+    out: dict[str, Any] = {"writes": n_writes, "sessions": n_sessions, "accounts": accounts}
+    single_w, single_s = make_tables(n_writes, n_sessions)
+    org_w, org_s = make_tables(n_writes, n_sessions, accounts=accounts)
+    cfg = org_config(accounts)
+    out["distinct_addresses"] = {"single": pc.count_distinct(single_s.column("eni_private_ip_address")).as_py(),
+                                 "org": pc.count_distinct(org_s.column("eni_private_ip_address")).as_py()}
+    core_attribute(single_w.slice(0, 10_000), single_s)  # warm-up
+    core_attribute(org_w.slice(0, 10_000), org_s, cfg)
+    stats, last = interleaved({"single": lambda: core_attribute(single_w, single_s),
+                               "org": lambda: core_attribute(org_w, org_s, cfg)}, runs)
+    out["single"] = stats["single"].as_dict()
+    out["org"] = stats["org"].as_dict()
+    # org time / single time per round (> 1: the organisation case is slower)
+    out["ratio"] = ratios(stats["org"], stats["single"]).as_dict()
+    keys = ["event_id", "status", "session_id"]
+    out["same_answers"] = last["single"].select(keys).sort_by("event_id").equals(
+        last["org"].select(keys).sort_by("event_id"))
+    status = pc.value_counts(last["org"].column("status")).to_pylist()
+    out["statuses"] = {d["values"]: d["counts"] for d in status}
+    return out
+
+
+def run_org(report: Report, n_writes: int, n_sessions: int, accounts: int, runs: int) -> dict[str, Any]:
+    section(f"2b. Join: {human(n_writes)} writes over {accounts} accounts reusing one CIDR vs one account")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "benchmarks.join", "org", "--writes", str(n_writes), "--sessions",
+           str(n_sessions), "--accounts", str(accounts), "--runs", str(runs)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"join org child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    res: dict[str, Any] = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1][7:])
+    single, org, ratio = Stats(res["single"]["runs"]), Stats(res["org"]["runs"]), Stats(res["ratio"]["runs"])
+    print(f"    one account {single.fmt()}   {accounts} accounts {org.fmt()}   org/single {ratio.median:.3f} "
+          f"(per-run {ratio.min:.3f}-{ratio.max:.3f}); same answers: {res['same_answers']}")
+    report.add("join", f"core attribute(), {accounts} accounts sharing 10.40.0.0/16 vs one account",
+               f"{human(n_writes)} w x {human(n_sessions)} s", org.fmt(), f"one account {single.fmt()}",
+               f"{ratio.median:.3f}x its time (per-run {ratio.min:.3f}-{ratio.max:.3f})",
+               f"within {ORG_AIM:.2f}x; identical answers", res["same_answers"] and ratio.median <= ORG_AIM)
+    return res
+
+
 def run_child(n_writes: int, n_sessions: int, runs: int, refs: bool, ref_runs: int) -> dict[str, Any]:
     env = dict(os.environ, POLARS_MAX_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "benchmarks.join", "child", "--writes", str(n_writes), "--sessions",
@@ -334,8 +404,22 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--runs", type=int, default=5)
     c.add_argument("--ref-runs", type=int, default=5)
     c.add_argument("--refs", action="store_true")
+    o = sub.add_parser("org", help="one account vs ACCOUNTS accounts on one CIDR; prints RESULT <json>")
+    o.add_argument("--writes", type=int, default=1_000_000)
+    o.add_argument("--sessions", type=int, default=100_000)
+    o.add_argument("--accounts", type=int, default=ORG_ACCOUNTS)
+    o.add_argument("--runs", type=int, default=5)
+    o.add_argument("--report", action="store_true", help="run it in a child process and print the report row")
     a = ap.parse_args(argv)
-    res = child(a.writes, a.sessions, a.runs, a.refs, a.ref_runs)
+    if a.cmd == "org":
+        if a.report:
+            report = Report()
+            run_org(report, a.writes, a.sessions, a.accounts, a.runs)
+            print(report.markdown())
+            return
+        res = org_child(a.writes, a.sessions, a.accounts, a.runs)
+    else:
+        res = child(a.writes, a.sessions, a.runs, a.refs, a.ref_runs)
     print("RESULT " + json.dumps(res), flush=True)
 
 

@@ -139,7 +139,7 @@ def build_lake(root: Path, n_writes: int, n_sessions: int, days: int, files_per_
     lake = Lake.open(str(root))
     cfg = Config()
     pipe = Pipeline(lake, cfg, clock=lambda: T0_MS + (days + 2) * DAY_MS)
-    cov = Coverage.every_scope(range(0, 40_000), T0_MS + (days + 2) * DAY_MS, 0)
+    cov = Coverage.every_scope(range(0, 40_000), T0_MS + (days + 2) * DAY_MS)
     w_dt = dt_column(writes.column("event_time"))
     s_dt = dt_column(s_start)
     l_dt = dt_column(logons.column("event_time"))

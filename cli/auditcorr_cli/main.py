@@ -114,20 +114,29 @@ def summary_text(summary: IngestSummary) -> str:
 
 
 def run_ingest(pipe: Pipeline, paths: list[str], summary: IngestSummary | None = None,
-               echo: Any = None) -> IngestSummary:
-    summary = summary or IngestSummary()
-    for path in walk(paths):
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            from auditcorr.counts import FileOutcome
+               echo: Any = None, progress: bool | None = False) -> IngestSummary:
+    """Ingest files or folders in order.  ``progress``: None shows a bar when stderr is a terminal."""
+    from .progress import Progress
 
-            summary.files.append(FileOutcome(source=str(path), kind="unreadable", error=f"cannot read: {exc.strerror}"))
-            continue
-        out = pipe.ingest_object(str(path), data, summary=summary, metadata=_digest_sidecar(path))
-        summary.files.append(out)
-        if echo and out.error:
-            echo(f"rejected {path}: {out.error}")
+    summary = summary or IngestSummary()
+    files = list(walk(paths))  # the total for the bar; names only, the bytes are read one by one
+    bar = Progress(len(files), enabled=progress)
+    try:
+        for path in files:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                from auditcorr.counts import FileOutcome
+
+                out = FileOutcome(source=str(path), kind="unreadable", error=f"cannot read: {exc.strerror}")
+            else:
+                out = pipe.ingest_object(str(path), data, summary=summary, metadata=_digest_sidecar(path))
+            summary.files.append(out)
+            bar.file_done(out)
+            if echo and out.error and out.kind != "unreadable":
+                (bar.write if bar.enabled else echo)(f"rejected {path}: {out.error}")
+    finally:
+        bar.close()
     return summary
 
 
@@ -164,7 +173,7 @@ def main(verbose: int) -> None:
 def ingest(lake: str, config_path: str | None, paths: tuple[str, ...]) -> None:
     """Ingest CloudTrail log files and AppStream usage reports (files or folders, in order)."""
     pipe = Pipeline(_lake(lake), _config(config_path))
-    summary = run_ingest(pipe, list(paths), echo=lambda m: click.echo(m, err=True))
+    summary = run_ingest(pipe, list(paths), echo=lambda m: click.echo(m, err=True), progress=None)
     click.echo(summary_text(summary))
 
 
@@ -372,6 +381,14 @@ def export() -> None:
 from .export_ocsf import ocsf_command  # noqa: E402 - registered next to its group
 
 export.add_command(ocsf_command)
+
+from .backfill import backfill_command  # noqa: E402 - AWS only; boto3 is imported inside the command
+
+main.add_command(backfill_command)
+
+from .lake_cmd import lake_group  # noqa: E402
+
+main.add_command(lake_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,7 @@ import pytest
 from tests.integration import aws
 from tests.integration import template as tplmod
 
-CLI_ONLY = ("duckdb", "sqlglot", "click", "awswrangler", "pandas")
+CLI_ONLY = ("duckdb", "sqlglot", "click", "awswrangler", "pandas", "tqdm")
 
 SCRIPT = """
 import importlib.abc, importlib.util, sys

@@ -44,6 +44,7 @@ from .alert_merge import AlertMerge
 from .compaction import Compactor, StageTimes
 from .live_ingest import LiveOutcome, ingest_live
 from .load import FileColumns, Manifests, classify, load_events, quarantine, with_scope
+from .migration import migrate_legacy_reports
 from .reattribution import carry_previous, days_affected_by_report
 
 log = logging.getLogger("auditcorr")
@@ -214,6 +215,9 @@ class Pipeline:
             self.completeness.record_report(scope, rep.report_date)
             self.reattribute(self.days_affected_by_report(rep.table, rep.report_date), f"recompute-{iid}", summary)
             return out
+        # a day written by v1 (one unscoped report.parquet) is split by scope first, so this report
+        # replaces its own scope's rows only (pipeline/migration.py)
+        migrate_legacy_reports(self.lake, self.scopes, self.completeness, [rep.report_date])
         # one file per report day and scope (account, region): a report delivered again replaces its
         # own; sessions sorted by user (with the Bloom filter, a user's sessions are a row-group lookup)
         for scope, part in self.report_scopes(rep.table, report_bucket_scope(source, self.scopes)):
