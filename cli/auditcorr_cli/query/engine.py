@@ -71,7 +71,7 @@ class LocalEngine:
         allowed: list[str] = []
         for table, schema in TABLES.items():
             full = schema.append(pa.field(PARTITION_COLUMN, pa.string()))
-            files = lake.files(table)
+            files = [f for f in lake.files(table) if f not in lake.damaged]
             if files and lake.is_local:
                 self._register_parquet(table, full, files)
                 allowed.extend(files)
@@ -130,3 +130,52 @@ class LocalEngine:
 
     def close(self) -> None:
         self.con.close()
+
+
+_ATTEMPTS = 3
+
+
+class LakeRunner:
+    """``runner(sql, params)`` over a :class:`LocalEngine` that survives the lake's state: a damaged
+    table file (empty, not Parquet, truncated, another table's, bad pages) is found, recorded in
+    ``lake.damaged`` and left out; a file that vanished (another run's compaction) is listed again.
+    The caller names ``lake.damaged`` to the user (docs/reliability.md, "Round two")."""
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self.engine: LocalEngine | None = None
+
+    def __call__(self, trino_sql: str, params: list[Any] | None = None) -> pa.Table:
+        import duckdb
+
+        # DuckDB's errors about a file it read (not about the SQL): a damaged or a vanished file
+        file_errors = (duckdb.InvalidInputException, duckdb.IOException)
+        for attempt in range(_ATTEMPTS):
+            try:
+                if self.engine is None:
+                    self.engine = LocalEngine(self.lake)
+                return self.engine.query(trino_sql, params)
+            except file_errors:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                self.close()
+                # the footers first (what an engine opens); every page only if they all read
+                self._find_damaged(deep=False) or self._find_damaged(deep=True)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _find_damaged(self, deep: bool) -> bool:
+        found = False
+        for table in TABLES:
+            for path in self.lake.files(table):
+                if path in self.lake.damaged:
+                    continue
+                reason = self.lake.file_problem(table, path, deep=deep)
+                if reason:
+                    self.lake.damaged[path] = reason
+                    found = True
+        return found
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
