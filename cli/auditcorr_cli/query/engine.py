@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from auditcorr.lake import Lake
-from auditcorr.schemas import CATALOG, PARTITION_COLUMN, TABLES
+from auditcorr.schemas import CATALOG, PARTITION_COLUMN, ROW_KEYS, ROW_VERSION, TABLES
 
 #: the ``*_latest`` views, derived from the tables declared with ``latest_view`` (schemas.CATALOG):
 #: view name -> (table, key columns, version column)
@@ -73,6 +73,8 @@ class LocalEngine:
             full = schema.append(pa.field(PARTITION_COLUMN, pa.string()))
             files = [f for f in lake.files(table) if f not in lake.damaged]
             if files and lake.is_local:
+                files = self._without_foreign(table, files)
+            if files and lake.is_local:
                 self._register_parquet(table, full, files)
                 allowed.extend(files)
                 continue
@@ -96,6 +98,18 @@ class LocalEngine:
         for setting in ("enable_external_access = false", "autoinstall_known_extensions = false",
                         "autoload_known_extensions = false", "lock_configuration = true"):
             self.con.execute(f"SET {setting}")
+
+    def _without_foreign(self, table: str, files: list[str]) -> list[str]:
+        """``files`` minus those that lack a key column of ``table`` (a valid Parquet file of something
+        else would read as rows of NULLs), recorded in ``lake.damaged``.  The footers this reads are
+        the ones the view reads next (``parquet_metadata_cache``): it costs no extra I/O."""
+        keys = [*ROW_KEYS[table], *([ROW_VERSION[table]] if ROW_VERSION[table] else [])]
+        sql = (f"SELECT file_name FROM parquet_schema([{', '.join(_literal(f) for f in files)}]) GROUP BY file_name "
+               f"HAVING count(DISTINCT name) FILTER (WHERE name IN ({', '.join('?' * len(keys))})) < {len(keys)}")
+        foreign = {row[0] for row in self.con.execute(sql, keys).fetchall()}
+        for f in foreign:
+            self.lake.damaged[f] = self.lake.file_problem(table, f) or f"not a {table} file"
+        return [f for f in files if f not in foreign]
 
     def _register_parquet(self, table: str, full: pa.Schema, files: list[str]) -> None:
         """``table`` as a view over its files with the table's exact columns and types: columns a
@@ -148,15 +162,17 @@ class LakeRunner:
     def __call__(self, trino_sql: str, params: list[Any] | None = None) -> pa.Table:
         import duckdb
 
-        # DuckDB's errors about a file it read (not about the SQL): a damaged or a vanished file
-        file_errors = (duckdb.InvalidInputException, duckdb.IOException)
         for attempt in range(_ATTEMPTS):
             try:
                 if self.engine is None:
                     self.engine = LocalEngine(self.lake)
                 return self.engine.query(trino_sql, params)
-            except file_errors:
-                if attempt == _ATTEMPTS - 1:
+            except duckdb.Error as exc:
+                # DuckDB's errors about a file it read (not about the SQL): a damaged or a vanished
+                # file (footer: InvalidInput, I/O; data pages: the plain base class)
+                about_a_file = type(exc) is duckdb.Error or isinstance(
+                    exc, (duckdb.InvalidInputException, duckdb.IOException))
+                if not about_a_file or attempt == _ATTEMPTS - 1:
                     raise
                 self.close()
                 # the footers first (what an engine opens); every page only if they all read

@@ -252,7 +252,11 @@ class Lake:
         return sorted(out)
 
     def delete(self, paths: Iterable[str]) -> None:
+        """Delete table files (a file a read found damaged is kept: it is evidence, moved aside only
+        by ``auditcorr lake check --move-aside``)."""
         for p in paths:
+            if p in self.damaged:
+                continue
             try:
                 self.fs.delete_file(p)
             except FileNotFoundError:

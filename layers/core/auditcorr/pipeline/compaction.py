@@ -94,8 +94,14 @@ class Compactor:
         return sorted(present.values(), key=lambda f: f.path)
 
     def _merge(self, table: str, dt: str, files: list[pafs.FileInfo]) -> str:
-        # a damaged file is never merged, so never deleted: it stays for `auditcorr lake check`
+        # a damaged or foreign file is never merged, so never deleted: it stays for `auditcorr lake
+        # check` (its footer is read here, beside a merge that reads the whole file)
+        for f in files:
+            if f.path not in self.lake.damaged and (reason := self.lake.file_problem(table, f.path)):
+                self.lake.damaged[f.path] = reason
         files = [f for f in files if f.path not in self.lake.damaged]
+        if not files:
+            return ""
         paths = [f.path for f in files]
         name = compact_name(paths)
         # the marker is written first and removed last: a retry after a death between writing the
