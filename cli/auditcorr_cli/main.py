@@ -353,10 +353,13 @@ def _time(value: str | None, default: datetime) -> datetime:
     from auditcorr.timeparse import TimeError, parse_ms
 
     try:
-        return datetime.fromtimestamp(parse_ms(value if "T" in value or " " in value else value + "T00:00:00Z")
-                                      / 1000, tz=UTC)
+        ms = parse_ms(value if "T" in value or " " in value else value + "T00:00:00Z")
     except TimeError as exc:
         raise click.BadParameter(str(exc)) from exc
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, ValueError, OSError) as exc:  # its offset takes it past year 9999 or before year 1
+        raise click.BadParameter(f"{value!r} is outside years 1 to 9999 in UTC") from exc
 
 
 @main.command()
@@ -370,7 +373,8 @@ def timeline(lake: str, fmt: str, user: str, since: str | None, until: str | Non
     from .query import analyst
 
     end = _time(until, datetime.now(UTC) + timedelta(days=1))
-    start = _time(since, end - timedelta(days=30))
+    start = _time(since, end - timedelta(days=30) if end > datetime.min.replace(tzinfo=UTC) + timedelta(days=30)
+                  else datetime.min.replace(tzinfo=UTC))
     click.echo(render(analyst.timeline(_runner(lake), user, start, end), fmt, max_width=70))
 
 

@@ -168,15 +168,24 @@ class LakeRunner:
                     self.engine = LocalEngine(self.lake)
                 return self.engine.query(trino_sql, params)
             except duckdb.Error as exc:
-                # DuckDB's errors about a file it read (not about the SQL): a damaged or a vanished
-                # file (footer: InvalidInput, I/O; data pages: the plain base class)
-                about_a_file = type(exc) is duckdb.Error or isinstance(
-                    exc, (duckdb.InvalidInputException, duckdb.IOException))
-                if not about_a_file or attempt == _ATTEMPTS - 1:
+                # the errors DuckDB raises about a file it read: I/O (a file vanished under a concurrent
+                # compaction: list again), invalid input (a footer: empty, truncated, not Parquet --
+                # or an error of the SQL's own, then no file is found and it is raised), and the plain
+                # base class (undecodable data pages)
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                if isinstance(exc, duckdb.IOException):
+                    self.close()
+                    continue
+                if isinstance(exc, duckdb.InvalidInputException):
+                    found = self._find_damaged(deep=False)
+                elif type(exc) is duckdb.Error:
+                    found = self._find_damaged(deep=False) or self._find_damaged(deep=True)
+                else:
+                    raise
+                if not found:
                     raise
                 self.close()
-                # the footers first (what an engine opens); every page only if they all read
-                self._find_damaged(deep=False) or self._find_damaged(deep=True)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _find_damaged(self, deep: bool) -> bool:
