@@ -188,6 +188,10 @@ def summary_text(summary: IngestSummary) -> str:
             lines.append(f"    {n:>8}  {reason}")
     lines.append(f"  alerts opened: {summary.alerts_opened}, closed: {summary.alerts_closed}; "
                  f"partitions re-attributed: {len(set(summary.recomputed_days))}")
+    conflicts = sum(len(f.conflicts) for f in summary.files)
+    if conflicts:
+        lines.append(f"  WARNING: {conflicts} duplicate eventID(s) with different content (first kept; "
+                     "see the event_id_conflicts table)")
     if not summary.reconciles:
         lines.append("  WARNING: counts do not reconcile (please report a bug)")
     return "\n".join(lines)
