@@ -304,10 +304,14 @@ def query(lake: str, fmt: str, sql: str, athena: bool = False) -> None:
         except AthenaQueryError as exc:
             raise UserError(str(exc)) from exc
         return
+    from sqlglot.errors import SqlglotError
+
     try:
         result = _runner(lake)(sql, [])
     except UnsupportedSQL as exc:
         raise UserError(str(exc)) from exc
+    except SqlglotError as exc:  # SQL the translator cannot even read (an open quote, ...)
+        raise UserError(f"query failed: not valid SQL ({type(exc).__name__}: {_first_line(exc)})") from exc
     except Exception as exc:  # noqa: BLE001 - engine errors are user errors here
         if type(exc).__module__.startswith(("duckdb", "_duckdb")):  # duckdb's errors live in _duckdb
             raise UserError(f"query failed: {exc}") from exc
