@@ -40,9 +40,14 @@ def raw_record_hash(raw: bytes) -> str:
         return _digest(raw)
 
 
+def content_columns(names: list[str]) -> list[str]:
+    """The columns a stored row's content is made of (not where it came from, nor what was derived)."""
+    return [c for c in names if c not in _NOT_CONTENT]
+
+
 def row_hashes(rows: pa.Table) -> list[str]:
-    """The hash of each stored row's content (every column but ``_NOT_CONTENT``)."""
-    keep = [c for c in rows.column_names if c not in _NOT_CONTENT]
+    """The hash of each stored row's content (``content_columns``)."""
+    keep = content_columns(rows.column_names)
     return [_digest(orjson.dumps(r, option=orjson.OPT_SORT_KEYS, default=str)) for r in rows.select(keep).to_pylist()]
 
 

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from ..attribution.scope import Scopes
-from ..conflicts import row_hashes
+from ..conflicts import content_columns, row_hashes
 from ..counts import FileOutcome
 from ..ingest.cloudtrail import is_digest, is_insight
 from ..ingest.usage import report_kind
@@ -139,7 +139,21 @@ def note_conflicts(lake: Lake, table: str, dups: pa.Table, holders: list[str], o
     """Compare the duplicate rows with the copies the lake keeps (only these ids are hashed); a copy
     that differs from every kept copy of its id is an ``event_id_conflicts`` row."""
     ids = dups.column("event_id")
-    kept = lake.read(table, files=holders, latest=False, filter=pc.field("event_id").isin(ids.to_pylist()))
+    kept = lake.read(table, files=holders, latest=False, filter=pc.field("event_id").isin(ids))
+    # a re-delivery is the usual case: compare column by column against the first kept copy, and
+    # hash only the rows that differ from it (no Python per row for identical copies)
+    pos = pc.index_in(ids, value_set=kept.column("event_id"))
+    same = pc.is_valid(pos)
+    for name in content_columns(dups.column_names):
+        new, old = dups.column(name), kept.column(name).take(pos)
+        equal = pc.or_kleene(pc.equal(new, old), pc.and_(pc.is_null(new), pc.is_null(old)))
+        same = pc.and_(same, pc.fill_null(equal, False))
+    differ = pc.invert(same)
+    if not pc.any(differ).as_py():
+        return
+    dups = dups.filter(differ)
+    ids = dups.column("event_id")
+    kept = kept.filter(pc.is_in(kept.column("event_id"), value_set=ids))
     by_id: dict[str, list[tuple[str, str]]] = {}
     for eid, src, h in zip(kept.column("event_id").to_pylist(), kept.column("source_object").to_pylist(),
                            row_hashes(kept), strict=True):
