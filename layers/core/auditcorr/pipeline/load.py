@@ -91,8 +91,12 @@ class FileColumns:
                 cache_put(self.cache, key, col)
         return col
 
-    def event_ids(self, table: str, dt: str, own: str) -> list[tuple[str, pa.ChunkedArray]]:
-        """The ``event_id`` columns of the partition's files other than ``own``, with their paths."""
+    def event_ids(self, table: str, dt: str, own: str) -> list[pa.ChunkedArray]:
+        """The ``event_id`` columns of the partition's files other than ``own``."""
+        return [ids for _, ids in self.event_ids_by_file(table, dt, own)]
+
+    def event_ids_by_file(self, table: str, dt: str, own: str) -> list[tuple[str, pa.ChunkedArray]]:
+        """``event_ids`` with each file's path."""
         files, _ = self.lake.listing(table, dt)
         return [(f.path, self.column(table, f, "event_id")) for f in files if f.path != own]
 
@@ -114,7 +118,7 @@ def load_events(lake: Lake, columns: FileColumns, table: str, rows: pa.Table, na
         # in the (small) set of the new ids -- hashing the day's ids into a set for every new
         # file made the check quadratic in the day
         found = []
-        for path, e in columns.event_ids(table, dt, own):
+        for path, e in columns.event_ids_by_file(table, dt, own):
             hit = e.filter(pc.is_in(e, value_set=ids))
             if len(hit):
                 found.append(hit)
