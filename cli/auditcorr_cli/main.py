@@ -6,7 +6,10 @@ import csv
 import io
 import logging
 import sys
+import traceback
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +27,60 @@ from .evidence import evidence
 
 DEFAULT_LAKE = "./lake"
 
+#: exit codes (README, "Command line")
+EXIT_OK = 0  # everything in / nothing wrong
+EXIT_REFUSED = 1  # some input quarantined or records rejected; damaged lake files found
+EXIT_USAGE = 2  # usage, configuration or environment error (a bad argument, SQL, config, lake path)
+EXIT_INTERNAL = 3  # a bug: one line on stderr, the traceback with -v
+EXIT_BUSY = 4  # another run held the lake's lock past --wait
+
+
+class UserError(click.ClickException):
+    """A clear message and exit code 2, without click's usage text."""
+
+    exit_code = EXIT_USAGE
+
+
+class InternalError(click.ClickException):
+    exit_code = EXIT_INTERNAL
+
+
+class Busy(click.ClickException):
+    exit_code = EXIT_BUSY
+
+
+class Shell(click.Group):
+    """The command group: no command ends in a traceback (``-v`` prints it before the message)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from auditcorr.lake import LakePathError
+
+        from .lakelock import LakeBusy
+
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except LakeBusy as exc:
+            raise Busy(str(exc)) from exc
+        except (LakePathError, OSError) as exc:
+            _trace(ctx)
+            raise UserError(f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: a message, never a traceback
+            _trace(ctx)
+            raise InternalError(f"internal error ({type(exc).__name__}: {_first_line(exc)}); "
+                                "run with -v for the traceback") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def _trace(ctx: click.Context) -> None:
+    if ctx.params.get("verbose"):
+        traceback.print_exc(file=sys.stderr)
+
 
 def _config(path: str | None) -> cfgmod.Config:
     try:
@@ -34,6 +91,33 @@ def _config(path: str | None) -> cfgmod.Config:
 
 def _lake(uri: str) -> Lake:
     return Lake.open(uri)
+
+
+wait_opt = click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=1800.0, show_default=True,
+                        help="seconds to wait for another run's lock on the lake (then exit code 4)")
+
+
+@contextmanager
+def _writer(lake: str, command: str, wait_seconds: float) -> Iterator[Lake]:
+    """The lake, held for one writing command (a local lake: its lock, ADR 0010)."""
+    from .lakelock import lake_lock
+
+    opened = _lake(lake)
+    if not opened.is_local:
+        yield opened
+        return
+    with lake_lock(opened.base, command, wait_seconds, on_wait=lambda m: click.echo(m, err=True)):
+        yield opened
+
+
+@contextmanager
+def _reader(lake: str) -> Iterator[Lake]:
+    yield _lake(lake)
+
+
+def _warn_damaged(lake: Lake) -> None:
+    for path, reason in sorted(lake.damaged.items()):
+        click.echo(f"warning: skipped damaged lake file {path}: {reason} (see `auditcorr lake check`)", err=True)
 
 
 def _cell(v: Any) -> str:
@@ -108,6 +192,10 @@ def summary_text(summary: IngestSummary) -> str:
     lines.append(f"  alerts opened: {summary.alerts_opened}, closed: {summary.alerts_closed}; "
                  f"partitions re-attributed: {len(set(summary.recomputed_days))}")
     lines.append(f"  findings opened: {summary.findings_opened}, closed: {summary.findings_closed}")
+    conflicts = sum(len(f.conflicts) for f in summary.files)
+    if conflicts:
+        lines.append(f"  WARNING: {conflicts} duplicate eventID(s) with different content (first kept; "
+                     "see the event_id_conflicts table)")
     if not summary.reconciles:
         lines.append("  WARNING: counts do not reconcile (please report a bug)")
     return "\n".join(lines)
@@ -157,7 +245,7 @@ fmt_opt = click.option("--format", "fmt", type=click.Choice(["table", "csv", "js
                        show_default=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Shell, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="more log output on stderr")
 @click.version_option(package_name="auditcorr")
 def main(verbose: int) -> None:
@@ -169,32 +257,55 @@ def main(verbose: int) -> None:
 @main.command()
 @lake_opt
 @config_opt
+@wait_opt
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-def ingest(lake: str, config_path: str | None, paths: tuple[str, ...]) -> None:
-    """Ingest CloudTrail log files and AppStream usage reports (files or folders, in order)."""
-    pipe = Pipeline(_lake(lake), _config(config_path))
-    summary = run_ingest(pipe, list(paths), echo=lambda m: click.echo(m, err=True), progress=None)
+@click.pass_context
+def ingest(ctx: click.Context, lake: str, config_path: str | None, wait_seconds: float,
+           paths: tuple[str, ...]) -> None:
+    """Ingest CloudTrail log files and AppStream usage reports (files or folders, in order).
+
+    Exit code 1 when an input was quarantined or a record rejected (the summary says which)."""
+    cfg = _config(config_path)
+    with _writer(lake, "ingest", wait_seconds) as opened:
+        summary = run_ingest(Pipeline(opened, cfg), list(paths), echo=lambda m: click.echo(m, err=True),
+                            progress=None)
     click.echo(summary_text(summary))
+    _warn_damaged(opened)
+    refused = sum(r["files_rejected"] + r["rejected"] for r in summary.by_kind().values())
+    if refused or opened.damaged:
+        ctx.exit(EXIT_REFUSED)
 
 
 @main.command()
 @lake_opt
 @config_opt
-def reattribute(lake: str, config_path: str | None) -> None:
+@wait_opt
+def reattribute(lake: str, config_path: str | None, wait_seconds: float) -> None:
     """Re-check partitions that still hold pending writes (run daily, or after late reports)."""
-    pipe = Pipeline(_lake(lake), _config(config_path))
+    cfg = _config(config_path)
     summary = IngestSummary()
-    days = pipe.pending_days()
-    pipe.reattribute(days, "recompute-scheduled", summary)
+    with _writer(lake, "reattribute", wait_seconds) as opened:
+        pipe = Pipeline(opened, cfg)
+        days = pipe.pending_days()
+        pipe.reattribute(days, "recompute-scheduled", summary)
+    _warn_damaged(opened)
     click.echo(f"re-attributed {len(days)} partition(s); alerts opened {summary.alerts_opened}, "
                f"closed {summary.alerts_closed}")
 
 
 def _runner(lake: str) -> Any:
-    from .query.engine import LocalEngine
+    """A query runner over the lake that skips damaged files and names them on stderr at the end."""
+    from .query.engine import LakeRunner
 
-    eng = LocalEngine(_lake(lake))
-    return eng.query
+    runner = LakeRunner(_lake(lake))
+    ctx = click.get_current_context()
+
+    def done() -> None:
+        runner.close()
+        _warn_damaged(runner.lake)
+
+    ctx.call_on_close(done)
+    return runner
 
 
 @main.command()
@@ -214,15 +325,19 @@ def query(lake: str, fmt: str, sql: str, athena: bool = False) -> None:
         try:
             click.echo(render(runner()(sql, []), fmt))
         except AthenaQueryError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise UserError(str(exc)) from exc
         return
+    from sqlglot.errors import SqlglotError
+
     try:
         result = _runner(lake)(sql, [])
     except UnsupportedSQL as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise UserError(str(exc)) from exc
+    except SqlglotError as exc:  # SQL the translator cannot even read (an open quote, ...)
+        raise UserError(f"query failed: not valid SQL ({type(exc).__name__}: {_first_line(exc)})") from exc
     except Exception as exc:  # noqa: BLE001 - engine errors are user errors here
         if type(exc).__module__.startswith(("duckdb", "_duckdb")):  # duckdb's errors live in _duckdb
-            raise click.ClickException(f"query failed: {exc}") from exc
+            raise UserError(f"query failed: {exc}") from exc
         raise
     click.echo(render(result, fmt))
 
@@ -288,10 +403,13 @@ def _time(value: str | None, default: datetime) -> datetime:
     from auditcorr.timeparse import TimeError, parse_ms
 
     try:
-        return datetime.fromtimestamp(parse_ms(value if "T" in value or " " in value else value + "T00:00:00Z")
-                                      / 1000, tz=UTC)
+        ms = parse_ms(value if "T" in value or " " in value else value + "T00:00:00Z")
     except TimeError as exc:
         raise click.BadParameter(str(exc)) from exc
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, ValueError, OSError) as exc:  # its offset takes it past year 9999 or before year 1
+        raise click.BadParameter(f"{value!r} is outside years 1 to 9999 in UTC") from exc
 
 
 @main.command()
@@ -305,7 +423,8 @@ def timeline(lake: str, fmt: str, user: str, since: str | None, until: str | Non
     from .query import analyst
 
     end = _time(until, datetime.now(UTC) + timedelta(days=1))
-    start = _time(since, end - timedelta(days=30))
+    start = _time(since, end - timedelta(days=30) if end > datetime.min.replace(tzinfo=UTC) + timedelta(days=30)
+                  else datetime.min.replace(tzinfo=UTC))
     click.echo(render(analyst.timeline(_runner(lake), user, start, end), fmt, max_width=70))
 
 
@@ -358,7 +477,8 @@ def poll(lake: str, config_path: str | None, stacks: tuple[str, ...], region: st
         client = appstream_client(region=region)
         pipe = Pipeline(_lake(lake), cfg)
         account = account or caller_account(region)
-    totals = LivePoller(client, pipe, pairs, account_id=account, region=region).run()
+    with _writer(lake, "poll", 1800.0):
+        totals = LivePoller(client, pipe, pairs, account_id=account, region=region).run()
     click.echo(", ".join(f"{k}={v}" for k, v in totals.items()))
 
 
@@ -391,8 +511,26 @@ from .lake_cmd import lake_group  # noqa: E402
 main.add_command(lake_group)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+@lake_group.command("check")
+@lake_opt
+@click.option("--move-aside", is_flag=True, help="move each damaged file to <lake>/_damaged/<table>/dt=.../")
+@wait_opt
+@click.pass_context
+def lake_check(ctx: click.Context, lake: str, move_aside: bool, wait_seconds: float) -> None:
+    """List table files no reader can use (empty, not Parquet, truncated, another table's, bad pages).
+
+    Exit code 1 when a damaged file is left in place, 0 when there is none (or all were moved)."""
+    with _writer(lake, "lake check --move-aside", wait_seconds) if move_aside else _reader(lake) as opened:
+        found = opened.check()
+        for table, path, reason in found:
+            if move_aside:
+                click.echo(f"moved {path} -> {opened.move_aside(table, path, reason)}: {reason}")
+            else:
+                click.echo(f"{path}: {reason}")
+    click.echo(f"{len(found)} damaged file(s){' moved aside' if move_aside and found else ''}")
+    if found and not move_aside:
+        ctx.exit(EXIT_REFUSED)
+
 
 
 @main.group()
@@ -449,3 +587,7 @@ def rules_replay(lake: str, config_path: str, since: str | None, until: str | No
 
 
 main.add_command(evidence)  # auditcorr evidence [verify]: cli/auditcorr_cli/evidence.py
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -287,7 +287,7 @@ def test_100_000_records_in_one_file_are_all_accounted_for(tmp_path):
 
 def test_cli_ingest_of_the_whole_bad_corpus_summarises_every_reason(tmp_path):
     res = CliRunner().invoke(main, ["ingest", "--lake", str(tmp_path / "lake"), str(CT)])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # bad inputs quarantined, bad records rejected: exit code 1
     text = res.output
     assert "ingest summary" in text
     assert "WARNING: counts do not reconcile" not in text

@@ -38,7 +38,7 @@ def world(tmp_path):
                                              T0 + timedelta(hours=21))]))
     lake = tmp_path / "lake"
     r = CliRunner().invoke(main, ["ingest", "--lake", str(lake), str(inputs / "ct"), str(inputs / "rep")])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # exit code 1: broken.json.gz was quarantined
     return lake, r.output
 
 

@@ -22,6 +22,9 @@ class FileOutcome:
     error: str | None = None
     #: the object was recognised and deliberately not processed (digest files, already ingested)
     note: str | None = None
+    #: duplicates whose content differs from the copy kept: (table, event_id, kept source, kept hash,
+    #: other source, other hash, what was hashed) -- the ``event_id_conflicts`` rows
+    conflicts: list[tuple[str, str, str, str, str, str, str]] = field(default_factory=list)
 
     def reject(self, reason: str, n: int = 1) -> None:
         self.rejected += n
@@ -47,6 +50,7 @@ class FileOutcome:
             "reasons": dict(self.reasons),
             "error": self.error,
             "note": self.note,
+            "conflicts": len(self.conflicts),
         }
 
 

@@ -14,6 +14,7 @@ Storage rules (docs/adr/0002-append-only-lake.md):
 from __future__ import annotations
 
 import hashlib
+import logging
 import posixpath
 import re
 import uuid
@@ -32,6 +33,11 @@ import pyarrow.parquet as pq
 
 from .schemas import CATALOG, PARTITION_COLUMN, ROW_KEYS, ROW_VERSION, TABLES
 
+log = logging.getLogger("auditcorr")
+
+#: where ``auditcorr lake check --move-aside`` puts damaged table files (``_``: no reader lists it)
+DAMAGED_DIR = "_damaged"
+
 # \Z, not $: "$" also matches before a trailing newline ("2026-03-02\n" would pass)
 _DT = re.compile(r"^\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\Z", re.ASCII)
@@ -42,6 +48,8 @@ WRITE_OPTIONS = {"compression": "zstd", "row_group_size": 128 * 1024, "write_sta
 BLOOM_FILTERS: dict[str, tuple[str, ...]] = {n: t.bloom_filters for n, t in CATALOG.items() if t.bloom_filters}
 SORT_KEYS: dict[str, tuple[str, ...]] = {n: t.sort_keys for n, t in CATALOG.items() if t.sort_keys}
 BLOOM_FPP = 0.01
+#: a read that listed its files itself lists them again this often when one vanished under it
+_READ_ATTEMPTS = 3
 #: compacted files (sorted by the table's lookup keys): smaller row groups, so a lookup's min/max
 #: pruning keeps less of a day (docs/performance.md, finding 2)
 COMPACTED_WRITE_OPTIONS = {"compression": "zstd", "row_group_size": 16 * 1024, "write_statistics": True}
@@ -83,6 +91,8 @@ class Lake:
     #: re-reads the same small session/logon/poll files for every CloudTrail file).
     cache_bytes: int = 0
     _cache: cachetools.LRUCache = field(init=False, repr=False)
+    #: table files a read found damaged (path -> reason) and skipped from then on (docs/reliability.md)
+    damaged: dict[str, str] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._cache = byte_budget_cache(self.cache_bytes)
@@ -242,7 +252,11 @@ class Lake:
         return sorted(out)
 
     def delete(self, paths: Iterable[str]) -> None:
+        """Delete table files (a file a read found damaged is kept: it is evidence, moved aside only
+        by ``auditcorr lake check --move-aside``)."""
         for p in paths:
+            if p in self.damaged:
+                continue
             try:
                 self.fs.delete_file(p)
             except FileNotFoundError:
@@ -252,13 +266,36 @@ class Lake:
     def read(self, table: str, dts: Iterable[str] | None = None, columns: list[str] | None = None,
              filter: pc.Expression | None = None, latest: bool = True,
              files: list[str] | None = None) -> pa.Table:
-        """Read a table (optionally some partitions), with ``dt``, keeping one row per key."""
+        """Read a table (optionally some partitions), with ``dt``, keeping one row per key.
+
+        A damaged file (not Parquet, truncated, empty, another table's, unreadable pages) is named
+        in a warning, remembered in ``damaged`` and skipped: one bad file never fails every read.
+        A file that vanishes while it is read (another run's compaction, which writes its output
+        before deleting its inputs) makes a read that listed the files itself list them again; a
+        read of an explicit ``files`` list raises ``FileNotFoundError`` as before."""
+        listed = files is None
+        wanted = sorted(set(dts)) if dts is not None else None
+        for attempt in range(_READ_ATTEMPTS):
+            if listed:
+                files = self.files(table) if wanted is None else [f for dt in wanted for f in self.files(table, dt)]
+            usable = [f for f in files or [] if f not in self.damaged]
+            try:
+                return self._read_files(table, usable, columns, filter, latest)
+            except FileNotFoundError:
+                if not listed or attempt == _READ_ATTEMPTS - 1:
+                    raise
+            except (pa.ArrowException, OSError):
+                bad = {f: r for f in usable if (r := self.file_problem(table, f, deep=True))}
+                if not bad:
+                    raise
+                for path, reason in bad.items():
+                    log.warning("damaged lake file skipped: %s (%s)", path, reason)
+                    self.damaged[path] = reason
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _read_files(self, table: str, files: list[str], columns: list[str] | None,
+                    filter: pc.Expression | None, latest: bool) -> pa.Table:
         schema = TABLES[table]
-        if files is None:
-            if dts is None:
-                files = self.files(table)
-            else:
-                files = [f for dt in sorted(set(dts)) for f in self.files(table, dt)]
         full_schema = schema.append(pa.field(PARTITION_COLUMN, pa.string()))
         if not files:
             t = full_schema.empty_table()
@@ -303,6 +340,59 @@ class Lake:
             parts.append(t)
         out = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         return out.filter(filter) if filter is not None else out
+
+    # -- damaged files --------------------------------------------------------------------------
+    def file_problem(self, table: str, path: str, deep: bool = False) -> str | None:
+        """Why ``path`` is not a usable file of ``table`` (a fixed text), or None.  The footer and
+        the schema always (what opening the file costs); with ``deep``, every page is decoded too.
+        A file that no longer exists is not damaged (a compaction removed it)."""
+        try:
+            pf = pq.ParquetFile(path, filesystem=self.fs)
+            found = pf.schema_arrow
+        except FileNotFoundError:
+            return None
+        except (pa.ArrowException, OSError):
+            size = self.fs.get_file_info(path).size
+            return "empty file" if size == 0 else "not a Parquet file (or truncated: no footer)"
+        expected = TABLES[table]
+        version = ROW_VERSION[table]
+        for name in (*ROW_KEYS[table], *([version] if version else [])):
+            if name not in found.names:
+                return f"not a {table} file: no column {name}"
+        for f in found:
+            i = expected.get_field_index(f.name)
+            if i >= 0 and f.type != expected.field(i).type:
+                return f"not a {table} file: column {f.name} is {f.type}, the table's is {expected.field(i).type}"
+        if deep:
+            try:
+                for i in range(pf.metadata.num_row_groups):
+                    pf.read_row_group(i)
+            except FileNotFoundError:
+                return None
+            except (pa.ArrowException, OSError):
+                return "damaged data pages (the footer reads, the data does not)"
+        return None
+
+    def check(self, tables: Iterable[str] | None = None) -> list[tuple[str, str, str]]:
+        """Every damaged file of the lake's tables: (table, path, reason), decoding every page."""
+        out = []
+        for table in tables or TABLES:
+            for path in self.files(table):
+                reason = self.file_problem(table, path, deep=True)
+                if reason:
+                    out.append((table, path, reason))
+        return out
+
+    def move_aside(self, table: str, path: str, reason: str) -> str:
+        """Move a damaged table file to ``<lake>/_damaged/<table>/dt=.../<name>`` with a
+        ``.reason.json`` beside it; returns the new path."""
+        rel = posixpath.relpath(path, self.table_dir(table))
+        dest = posixpath.join(self.base, DAMAGED_DIR, table, rel)
+        self.fs.create_dir(posixpath.dirname(dest), recursive=True)
+        self.fs.move(path, dest)
+        self.put_json(dest + ".reason.json", {"table": table, "path": path, "reason": reason})
+        self.damaged.pop(path, None)
+        return dest
 
 
 def keep_latest(t: pa.Table, table: str) -> pa.Table:

@@ -453,10 +453,32 @@ LOG_FILE_INTEGRITY_TABLE = TableSpec(
     latest_view=True,
 )
 
+EVENT_ID_CONFLICTS_TABLE = TableSpec(
+    name="event_id_conflicts",
+    version=1,
+    title="Two different records under one CloudTrail eventID",
+    description="One row per copy of an `eventID` whose content differs from the copy kept (the first wins): "
+                "real duplicate deliveries are identical, so a row here is evidence of tampering or a bug.",
+    partition="the UTC date the conflict was found (the pipeline's clock)",
+    columns=(
+        _EVENT_ID,
+        Column("table_name", STR, "the table the kept copy is in: `s3_writes` or `logons`"),
+        Column("kept_source", STR, "the input object the kept (first) copy came from"),
+        Column("kept_hash", STR, "BLAKE2b-128 (hex) of the kept copy (see `hash_of`)"),
+        Column("other_source", STR, "the input object the differing copy came from"),
+        Column("other_hash", STR, "BLAKE2b-128 (hex) of the differing copy"),
+        Column("hash_of", STR, "`record`: both copies in one object, hashes of the whole records as canonical "
+                               "JSON (sorted keys); `row`: copies in two objects, hashes of their stored rows "
+                               "(the table's columns but `source_object`, `account_id`, `region`)"),
+        Column("detected_at", TS, "when the differing copy was ingested (the pipeline's clock), UTC"),
+    ),
+    key=("event_id", "table_name", "other_source", "other_hash"),
+)
+
 #: every output table, in the order of the docs and the template
 CATALOG: dict[str, TableSpec] = {t.name: t for t in (
     S3_WRITES_TABLE, LOGONS_TABLE, SESSIONS_TABLE, APPLICATIONS_TABLE, ATTRIBUTED_ACTIVITY_TABLE, ALERTS_TABLE,
-    FINDINGS_TABLE, LIVE_SESSIONS_TABLE, LIVE_POLLS_TABLE, LOG_FILE_INTEGRITY_TABLE)}
+    FINDINGS_TABLE, LIVE_SESSIONS_TABLE, LIVE_POLLS_TABLE, LOG_FILE_INTEGRITY_TABLE, EVENT_ID_CONFLICTS_TABLE)}
 
 # -- derived views of the catalog (the names the rest of the code imports) ------------------------
 TABLES: dict[str, pa.Schema] = {name: t.schema for name, t in CATALOG.items()}
@@ -470,6 +492,7 @@ FINDINGS = FINDINGS_TABLE.schema
 LIVE_SESSIONS = LIVE_SESSIONS_TABLE.schema
 LIVE_POLLS = LIVE_POLLS_TABLE.schema
 LOG_FILE_INTEGRITY = LOG_FILE_INTEGRITY_TABLE.schema
+EVENT_ID_CONFLICTS = EVENT_ID_CONFLICTS_TABLE.schema
 
 #: the columns that identify a row for "keep the latest row" views and de-duplication
 ROW_KEYS: dict[str, tuple[str, ...]] = {name: t.key for name, t in CATALOG.items()}

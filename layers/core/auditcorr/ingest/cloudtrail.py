@@ -20,6 +20,7 @@ import orjson
 import pyarrow as pa
 
 from ..config import Config
+from ..conflicts import note_in_object, record_hash
 from ..counts import FileOutcome
 from ..integrity.gzipstream import GzipHash, PendingHash, inflate_hash_later
 from ..schemas import LOGONS, S3_WRITES, conform
@@ -367,7 +368,7 @@ def _extract(records: list[Any], source: str, config: Config, outcome: FileOutco
     logon_events = frozenset(config.logon_events)
     w_rows: list[dict[str, Any]] = []
     l_rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen: dict[str, dict[str, Any]] = {}  # each id's first copy: a later differing copy is a conflict
     for rec in records:
         if isinstance(rec, BadRecord):
             outcome.reject(rec.reason)
@@ -397,10 +398,13 @@ def _extract(records: list[Any], source: str, config: Config, outcome: FileOutco
         if not isinstance(rec.get("userIdentity"), dict):
             outcome.reject("missing userIdentity")
             continue
-        if eid in seen:
+        first = seen.get(eid)
+        if first is not None:
             outcome.duplicates += 1
+            if first != rec and (kept := record_hash(first)) != (other := record_hash(rec)):
+                note_in_object(outcome, "s3_writes" if target is w_rows else "logons", eid, kept, other)
             continue
-        seen.add(eid)
+        seen[eid] = rec
         base = {
             "event_id": eid,
             "event_time": rec["eventTime"],
@@ -428,7 +432,7 @@ def _extract(records: list[Any], source: str, config: Config, outcome: FileOutco
             else:
                 base.update(_logon_fields(rec, name))
         except _Unstorable as exc:
-            seen.discard(eid)  # a later, storable copy of the id is not a duplicate of nothing
+            seen.pop(eid, None)  # a later, storable copy of the id is not a duplicate of nothing
             outcome.reject(str(exc))
             continue
         target.append(base)

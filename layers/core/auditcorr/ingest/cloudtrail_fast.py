@@ -160,12 +160,13 @@ def parse_typed(records: list[msgspec.Raw], source: str, config: Config,
     the strings only they hold are freed).  So a file's typed records are never all alive at once,
     nor beside its columns (docs/reliability.md, "Memory"); decoding the whole file into structs
     first cost 1.3 MB per MB of JSON more at the peak, for no gain in speed."""
+    from ..conflicts import note_in_object, raw_record_hash
     from .cloudtrail import LOGON_SOURCES, S3_SOURCE
 
     write_events = frozenset(config.write_events)
     logon_events = frozenset(config.logon_events)
     outcome.records_in = len(records)
-    seen: set[str] = set()
+    seen: dict[str, msgspec.Raw] = {}  # each id's first copy: a later differing copy is a conflict
     rows: list[tuple[Any, ...]] = []
     add = rows.append
     chunks: list[list[pa.Array]] = []  # the columns of every _CHUNK rows already built
@@ -200,10 +201,15 @@ def parse_typed(records: list[msgspec.Raw], source: str, config: Config,
         if ident is None:
             outcome.reject("missing userIdentity")
             continue
-        if eid in seen:
+        first = seen.get(eid)
+        if first is not None:
             outcome.duplicates += 1
+            if bytes(first) != bytes(raw):
+                kept, other = raw_record_hash(bytes(first)), raw_record_hash(bytes(raw))
+                if kept != other:
+                    note_in_object(outcome, "s3_writes", eid, kept, other)
             continue
-        seen.add(eid)
+        seen[eid] = raw
         rp = bytes(r.requestParameters)
         bucket = key = rp_json = None
         if rp not in (b"null", b""):

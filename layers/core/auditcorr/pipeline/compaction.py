@@ -44,7 +44,7 @@ class Compactor:
         try:
             written = None
             for _ in range(COMPACT_MAX_MERGES):
-                files = self._settle(table, dt)
+                files = [f for f in self._settle(table, dt) if f.path not in self.lake.damaged]
                 if force:
                     pick = files if len(files) >= 2 else None
                 else:
@@ -94,14 +94,30 @@ class Compactor:
         return sorted(present.values(), key=lambda f: f.path)
 
     def _merge(self, table: str, dt: str, files: list[pafs.FileInfo]) -> str:
+        # a damaged or foreign file is never merged, so never deleted: it stays for `auditcorr lake
+        # check` (its footer is read here, beside a merge that reads the whole file)
+        for f in files:
+            if f.path not in self.lake.damaged and (reason := self.lake.file_problem(table, f.path)):
+                self.lake.damaged[f.path] = reason
+        files = [f for f in files if f.path not in self.lake.damaged]
+        if not files:
+            return ""
         paths = [f.path for f in files]
         name = compact_name(paths)
         # the marker is written first and removed last: a retry after a death between writing the
         # output and deleting the inputs deletes them (see _settle) instead of merging them again
         marker = f"{self.lake.part_dir(table, dt)}/{_MARKER}{name}.json"
-        self.lake.put_json(marker, {"output": f"{name}.parquet", "inputs": [
-            [posixpath.basename(f.path), f.size, f.mtime_ns] for f in files]})
+
+        def note(inputs: list[pafs.FileInfo]) -> None:
+            self.lake.put_json(marker, {"output": f"{name}.parquet", "inputs": [
+                [posixpath.basename(f.path), f.size, f.mtime_ns] for f in inputs]})
+
+        note(files)
         data = self.lake.read(table, files=paths, latest=False).drop_columns(["dt"])
+        if any(p in self.lake.damaged for p in paths):  # found by this read: keep them out of the marker
+            files = [f for f in files if f.path not in self.lake.damaged]
+            paths = [f.path for f in files]
+            note(files)
         path = self.lake.write_file(table, dt, name, data, options=COMPACTED_WRITE_OPTIONS,
                                     rows=compacted_order(data, table))
         self.lake.delete([f for f in paths if f != path])

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from ..attribution.scope import Scopes
+from ..conflicts import content_columns, row_hashes
 from ..counts import FileOutcome
 from ..ingest.cloudtrail import is_digest, is_insight
 from ..ingest.usage import report_kind
@@ -94,8 +95,12 @@ class FileColumns:
 
     def event_ids(self, table: str, dt: str, own: str) -> list[pa.ChunkedArray]:
         """The ``event_id`` columns of the partition's files other than ``own``."""
+        return [ids for _, ids in self.event_ids_by_file(table, dt, own)]
+
+    def event_ids_by_file(self, table: str, dt: str, own: str) -> list[tuple[str, pa.ChunkedArray]]:
+        """``event_ids`` with each file's path."""
         files, _ = self.lake.listing(table, dt)
-        return [self.column(table, f, "event_id") for f in files if f.path != own]
+        return [(f.path, self.column(table, f, "event_id")) for f in files if f.path != own]
 
 
 def load_events(lake: Lake, columns: FileColumns, table: str, rows: pa.Table, name: str,
@@ -106,6 +111,7 @@ def load_events(lake: Lake, columns: FileColumns, table: str, rows: pa.Table, na
         return rows
     dts = dt_column(rows.column("event_time"))
     keep = np.ones(rows.num_rows, dtype=bool)
+    holders: list[str] = []  # the files that hold one of the ids already
     for dt in pc.unique(dts).to_pylist():
         own = f"{lake.part_dir(table, dt)}/{name}.parquet"
         in_dt = pc.equal(dts, dt)
@@ -113,7 +119,12 @@ def load_events(lake: Lake, columns: FileColumns, table: str, rows: pa.Table, na
         # which of these ids another file of the partition holds: each file's ids are looked up
         # in the (small) set of the new ids -- hashing the day's ids into a set for every new
         # file made the check quadratic in the day
-        found = [e.filter(pc.is_in(e, value_set=ids)) for e in columns.event_ids(table, dt, own)]
+        found = []
+        for path, e in columns.event_ids_by_file(table, dt, own):
+            hit = e.filter(pc.is_in(e, value_set=ids))
+            if len(hit):
+                found.append(hit)
+                holders.append(path)
         if not found:
             continue
         found_ids = pa.chunked_array([c for e in found for c in e.chunks], pa.string())
@@ -122,11 +133,41 @@ def load_events(lake: Lake, columns: FileColumns, table: str, rows: pa.Table, na
     dup = int((~keep).sum())
     out.duplicates += dup
     if dup:
+        note_conflicts(lake, table, rows.filter(pa.array(~keep)), holders, out)
         rows = rows.filter(pa.array(keep))
         dts = dts.filter(pa.array(keep))
     lake.write_partitioned(table, name, rows, dts)
     out.written += rows.num_rows
     return rows
+
+
+def note_conflicts(lake: Lake, table: str, dups: pa.Table, holders: list[str], out: FileOutcome) -> None:
+    """Compare the duplicate rows with the copies the lake keeps (only these ids are hashed); a copy
+    that differs from every kept copy of its id is an ``event_id_conflicts`` row."""
+    ids = dups.column("event_id")
+    kept = lake.read(table, files=holders, latest=False, filter=pc.field("event_id").isin(ids))
+    # a re-delivery is the usual case: compare column by column against the first kept copy, and
+    # hash only the rows that differ from it (no Python per row for identical copies)
+    pos = pc.index_in(ids, value_set=kept.column("event_id"))
+    same = pc.is_valid(pos)
+    for name in content_columns(dups.column_names):
+        new, old = dups.column(name), kept.column(name).take(pos)
+        equal = pc.or_kleene(pc.equal(new, old), pc.and_(pc.is_null(new), pc.is_null(old)))
+        same = pc.and_(same, pc.fill_null(equal, False))
+    differ = pc.invert(same)
+    if not pc.any(differ).as_py():
+        return
+    dups = dups.filter(differ)
+    ids = dups.column("event_id")
+    kept = kept.filter(pc.is_in(kept.column("event_id"), value_set=ids))
+    by_id: dict[str, list[tuple[str, str]]] = {}
+    for eid, src, h in zip(kept.column("event_id").to_pylist(), kept.column("source_object").to_pylist(),
+                           row_hashes(kept), strict=True):
+        by_id.setdefault(eid, []).append((src, h))
+    for eid, h in zip(ids.to_pylist(), row_hashes(dups), strict=True):
+        copies = sorted(by_id.get(eid, []))
+        if copies and all(h != kh for _, kh in copies):
+            out.conflicts.append((table, eid, copies[0][0], copies[0][1], out.source, h, "row"))
 
 
 def with_scope(table: str, rows: pa.Table, scopes: Scopes) -> tuple[pa.Table, pa.Array]:

@@ -30,6 +30,7 @@ from ..attribution.scope import UNKNOWN, Scopes
 from ..completeness import Completeness, account_clocks, newest_per_scope
 from ..completeness import scope_name as scope_file
 from ..config import Config
+from ..conflicts import conflict_table
 from ..counts import FileOutcome, IngestSummary
 from ..ingest.cloudtrail import UnreadableObject, parse_cloudtrail
 from ..ingest.inflate import DEFAULT_MAX_INFLATED
@@ -160,6 +161,10 @@ class Pipeline:
         logons, logon_scopes = with_scope("logons", parsed.logons, self.scopes)
         new_writes = load_events(self.lake, self.columns, "s3_writes", writes, name, out)
         new_logons = load_events(self.lake, self.columns, "logons", logons, name, out)
+        if out.conflicts:  # one id, two contents: kept first-wins, recorded for the auditor
+            now = self.clock()
+            self.lake.write_file("event_id_conflicts", day_string(now // DAY_MS), name,
+                                 conflict_table(out.conflicts, now))
         # the scopes' data clocks: how far their CloudTrail has come (decisions wait on these, not on
         # the wall clock)
         newest = newest_per_scope(write_scopes, writes.column("event_time"))
