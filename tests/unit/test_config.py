@@ -60,3 +60,17 @@ def test_the_inflate_cap_is_configurable_and_derived_from_the_lambda_memory():
     assert derived == cap_for_memory(2048) / (1 << 20) and derived > cap_for_memory(1024) / (1 << 20)
     assert config_from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048", "AUDITCORR_MAX_INFLATED_MB": "64"}
                            ).max_inflated_mb == 64
+
+
+def test_fleet_groups_reach_the_lambdas_as_json():
+    from auditcorr_aws.settings import config_from_env
+
+    env = {"AUDITCORR_FLEETS": '[{"account": "111122223333", "regions": ["us-east-1"], "cidrs": ["10.40.0.0/16"], '
+                               '"roles": ["arn:aws:iam::111122223333:role/AppStreamFleetRole"]}, '
+                               '{"account": "444455556666", "cidrs": ["10.40.0.0/16"], '
+                               '"roles": ["arn:aws:iam::444455556666:role/AppStreamFleetRole"]}]'}
+    cfg = config_from_env(env)
+    assert [g.account for g in cfg.fleets] == ["111122223333", "444455556666"]
+    assert set(cfg.roles) == {"arn:aws:iam::111122223333:role/AppStreamFleetRole",
+                              "arn:aws:iam::444455556666:role/AppStreamFleetRole"}
+    assert config_from_env({}).fleets == ()

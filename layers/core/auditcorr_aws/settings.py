@@ -36,6 +36,7 @@ CONFIG_ENV: dict[str, tuple[str, str, str]] = {
     "AUDITCORR_DEDUP_MINUTES": ("alerts", "dedup_minutes", "int"),
     "AUDITCORR_FINDING_UPDATE_MINUTES": ("alerts", "update_minutes", "int"),
     "AUDITCORR_SUPPRESSIONS": ("", "suppress", "json"),
+    "AUDITCORR_FLEETS": ("", "fleets", "json"),  # [[fleets]] groups as a JSON array
 }
 #: read by ``poll_sessions`` only (``auditcorr_aws.appstream.LivePoller.from_env``): the
 #: ``stack:fleet,...`` pairs to poll; empty -- discover them. Not part of :data:`CONFIG_ENV` because the
