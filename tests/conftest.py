@@ -12,8 +12,14 @@ from tests.factories import T0
 #: fixtures that mean "AWS under moto" and "a lake or files on disk"
 _AWS_FIXTURES = {"moto_server", "moto_endpoint", "deployment", "handler", "app", "clean", "fake_aws"}
 _DISK_FIXTURES = {"tmp_path", "tmp_path_factory", "lake", "pipe", "local_lake"}
-#: folders whose tests are slow as a whole (seconds each: generated worlds, replays through the handlers)
-_SLOW_FOLDERS = {"lambda_hardening", "e2e", "benchmarks"}
+#: folders whose tests are slow as a whole (seconds each: generated worlds, moto servers, replays through
+#: the handlers, hypothesis searches)
+_SLOW_FOLDERS = {"lambda_hardening", "e2e", "benchmarks", "handlers", "integration", "backfill", "property"}
+#: single tests of other folders that take seconds (measured with --durations; keep the quick loop quick)
+_SLOW_TESTS = ("test_the_views_and_the_lookups_agree_on_a_generated_world", "test_tiered_compaction_is_bounded",
+               "test_100_000_records_in_one_file", "test_sigkill_of_a_real_ingest", "test_crash_at_any_write",
+               "test_two_ingests_at_once", "test_validate_never_raises", "test_compression_ratio_does_not_matter",
+               "test_a_bomb_in_a_batch")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -25,7 +31,8 @@ def pytest_collection_modifyitems(config, items):
         if not own & {"pure", "lake", "aws"}:
             tier = "aws" if names & _AWS_FIXTURES else "lake" if names & _DISK_FIXTURES else "pure"
             item.add_marker(tier)
-        if item.path.parent.name in _SLOW_FOLDERS and "slow" not in own:
+        slow = item.path.parent.name in _SLOW_FOLDERS or item.name.startswith(_SLOW_TESTS)
+        if slow and "slow" not in own:
             item.add_marker("slow")
 
 
