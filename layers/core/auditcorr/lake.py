@@ -66,6 +66,20 @@ def cache_put(cache: cachetools.LRUCache, key: Any, value: Any) -> None:
         cache[key] = value
 
 
+def resolve_uri(uri: str, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path without a trailing slash) of ``/some/dir`` (made absolute), ``s3://bucket/prefix``,
+    or any URI on an explicit ``filesystem``."""
+    if filesystem is not None:
+        path = uri.split("://", 1)[1] if "://" in uri else uri
+        return filesystem, path.rstrip("/")
+    if uri.startswith("s3://"):
+        fs, path = pafs.FileSystem.from_uri(uri)
+        return fs, path.rstrip("/")
+    import os
+
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
 class LakePathError(ValueError):
     """A name would escape the lake or is not a valid partition/file name."""
 
@@ -101,17 +115,13 @@ class Lake:
     @classmethod
     def open(cls, uri: str, filesystem: pafs.FileSystem | None = None) -> Lake:
         """``/some/dir`` or ``s3://bucket/prefix`` (optionally with an explicit filesystem)."""
-        if filesystem is not None:
-            path = uri.split("://", 1)[1] if "://" in uri else uri
-            return cls(filesystem, path.rstrip("/"))
-        if uri.startswith("s3://"):
-            fs, path = pafs.FileSystem.from_uri(uri)
-            return cls(fs, path.rstrip("/"))
+        fs, path = resolve_uri(uri, filesystem)
+        if not isinstance(fs, pafs.LocalFileSystem) or filesystem is not None:
+            return cls(fs, path)
         import os
 
-        path = os.path.abspath(uri)
         os.makedirs(path, exist_ok=True)
-        return cls(pafs.LocalFileSystem(), path, cache_bytes=256 * 1024 * 1024)
+        return cls(fs, path, cache_bytes=256 * 1024 * 1024)
 
     @property
     def is_local(self) -> bool:

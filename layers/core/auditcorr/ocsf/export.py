@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ..lake import Lake
+from ..lake import Lake, resolve_uri
 from .build import arr
 from .catalog import Catalog
 from .mapping import Mapped, Mapper
@@ -198,15 +198,7 @@ class Output:
 
     @classmethod
     def open(cls, uri: str, filesystem: pafs.FileSystem | None = None) -> Output:
-        if filesystem is not None:
-            path = uri.split("://", 1)[1] if "://" in uri else uri
-            return cls(filesystem, path.rstrip("/"))
-        if uri.startswith("s3://"):
-            fs, path = pafs.FileSystem.from_uri(uri)
-            return cls(fs, path.rstrip("/"))
-        import os
-
-        return cls(pafs.LocalFileSystem(), os.path.abspath(uri))
+        return cls(*resolve_uri(uri, filesystem))
 
     @property
     def is_local(self) -> bool:
