@@ -1,8 +1,9 @@
 """ingest_usage_report: new AppStream usage reports -> the lake (sessions, applications, re-attribution).
 
 Trigger: the usage-report queue (SQS, dead-letter queue + alarm), fed by an EventBridge rule on the
-AppStream logs bucket (AppStream creates that bucket, so no SAM S3 event can target it) for keys
-under ``sessions/`` and ``applications/``; an EventBridge event also works as a direct invocation.
+AppStream logs buckets (``AppStreamLogsBucketNames``: one per account and region; AppStream creates
+them, so no SAM S3 event can target them; other accounts forward their events) for keys under
+``sessions/`` and ``applications/``; an EventBridge event also works as a direct invocation.
 Decode -> core pipeline -> batch response; the policy for failures is in
 ``auditcorr_aws.ingest``.
 """
@@ -31,7 +32,7 @@ def ingestor() -> Ingestor:
     global _ingestor
     if _ingestor is None:
         _ingestor = Ingestor.from_env(
-            None, lambda s: accept_bucket(s.appstream_logs_bucket, REPORT_PREFIXES), logger)
+            None, lambda s: accept_bucket(s.appstream_logs_buckets, REPORT_PREFIXES), logger)
     return _ingestor
 
 

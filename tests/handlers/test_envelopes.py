@@ -76,3 +76,9 @@ def test_settings_and_config_from_env():
         config_from_env({"AUDITCORR_TOLERANCE_SECONDS": "soon"})
     with pytest.raises(ConfigError):
         Settings.from_env({"AUDITCORR_LAKE_URI": "/local/path", "AWS_REGION": "us-east-1"})
+    assert s.appstream_logs_buckets == ()  # not set: every bucket the rule lets through
+    many = Settings.from_env(env | {"AUDITCORR_APPSTREAM_LOGS_BUCKETS":
+                                    "appstream-logs-a-1-x, appstream-logs-b-2-y,,appstream-logs-a-1-x"})
+    assert many.appstream_logs_buckets == ("appstream-logs-a-1-x", "appstream-logs-b-2-y")
+    with pytest.raises(ConfigError, match="not S3 bucket names: Bad_Bucket"):
+        Settings.from_env(env | {"AUDITCORR_APPSTREAM_LOGS_BUCKETS": "appstream-logs-a-1-x,Bad_Bucket"})

@@ -67,3 +67,39 @@ def test_a_report_without_a_day_is_quarantined_not_retried(deployment, handler):
     _, h = handler(FN)
     assert h(aws.sqs_event([body]), aws.FakeContext()) == {"batchItemFailures": []}
     assert any(k.endswith(".reason.json") for k in deployment.lake_objects() if "/quarantine/" in k)
+
+
+def test_reports_of_every_listed_bucket_are_ingested_and_other_buckets_ignored(deployment, handler, capsys):
+    """An organisation feeds one stack from each account's report bucket (``AppStreamLogsBucketNames``):
+    each listed bucket's report is read (its account's sessions land under that account), a bucket
+    that is not listed is ignored, never read."""
+    from datetime import timedelta
+
+    from tests import factories as f
+
+    s3 = deployment.client("s3")
+    other = "appstream-logs-us-east-1-999988887777-zzzzzzzz"
+    s3.create_bucket(Bucket=other)
+    t = sc.T0
+    second = f.report_csv([f.session_row("0f1e2d3c-0000-4000-8000-000000000444", "carol", "10.40.0.17",
+                                         t, t + timedelta(hours=2), aws_account_id="444455556666")])
+    s3.put_object(Bucket=aws.APPSTREAM_BUCKET, Key=sc.SESSIONS_KEY, Body=sc.sessions_report())
+    s3.put_object(Bucket=aws.APPSTREAM_BUCKET_2, Key=sc.SESSIONS_KEY, Body=second)
+    s3.put_object(Bucket=other, Key=sc.SESSIONS_KEY, Body=second)
+
+    def announced(bucket: str) -> dict:
+        body = sc.payload("ingest_usage_report/eventbridge-applications-report-direct.json")
+        body["detail"]["bucket"]["name"] = bucket
+        body["detail"]["object"]["key"] = sc.SESSIONS_KEY
+        return body
+
+    _, h = handler(FN)
+    capsys.readouterr()
+    bodies = [announced(b) for b in (aws.APPSTREAM_BUCKET, aws.APPSTREAM_BUCKET_2, other)]
+    assert h(aws.sqs_event(bodies), aws.FakeContext()) == {"batchItemFailures": []}
+    metrics = aws.emf_metrics(capsys.readouterr().out)
+    assert metrics["objects_ingested"] == 2 and metrics["objects_ignored"] == 1
+    sessions = deployment.lake().read("sessions").to_pylist()
+    assert sorted((r["aws_account_id"], r["user_id"]) for r in sessions) == [
+        ("111122223333", "alice"), ("111122223333", "bob"), ("444455556666", "carol")]
+    assert {r["source_object"].split("/")[2] for r in sessions} == {aws.APPSTREAM_BUCKET, aws.APPSTREAM_BUCKET_2}

@@ -29,6 +29,8 @@ LAKE_BUCKET = "example-auditcorr-lake"
 LAKE_PREFIX = "lake"
 CLOUDTRAIL_BUCKET = "example-org-cloudtrail"
 APPSTREAM_BUCKET = "appstream-logs-us-east-1-111122223333-abcdefgh"
+#: a second account's report bucket (an organisation: its events forwarded, its policy granting the read)
+APPSTREAM_BUCKET_2 = "appstream-logs-us-east-1-444455556666-ijklmnop"
 IDEMPOTENCY_TABLE = "auditcorr-idempotency"
 TOPIC_NAME = "auditcorr-alerts"
 FLEET_ROLE = "arn:aws:iam::111122223333:role/AppStreamFleetRole"
@@ -41,7 +43,7 @@ PROVIDER_ROLES = {source: f"arn:aws:iam::{ACCOUNT}:role/service-role/AmazonSecur
 #: template parameters of the test deployment
 PARAMS: dict[str, Any] = {
     "CloudTrailBucketName": CLOUDTRAIL_BUCKET,
-    "AppStreamLogsBucketName": APPSTREAM_BUCKET,
+    "AppStreamLogsBucketNames": f"{APPSTREAM_BUCKET},{APPSTREAM_BUCKET_2}",
     "AttributedRoleArns": FLEET_ROLE,
     "FleetCidrs": "10.40.0.0/16",
     "LakePrefix": LAKE_PREFIX,
@@ -242,7 +244,7 @@ def deploy(endpoint: str, params: dict[str, Any] | None = None) -> Deployment:
     """Create the resources the functions use, named as the template would wire them."""
     params = PARAMS | (params or {})
     s3 = boto3.client("s3", region_name=REGION)
-    for bucket in (LAKE_BUCKET, CLOUDTRAIL_BUCKET, APPSTREAM_BUCKET, SECURITY_LAKE_BUCKET):
+    for bucket in (LAKE_BUCKET, CLOUDTRAIL_BUCKET, APPSTREAM_BUCKET, APPSTREAM_BUCKET_2, SECURITY_LAKE_BUCKET):
         s3.create_bucket(Bucket=bucket)
     iam = boto3.client("iam", region_name=REGION)
     trust = json.dumps({"Version": "2012-10-17", "Statement": [{

@@ -82,3 +82,5 @@ def test_the_template_rules_match_what_they_should(deployment):
     assert matches("UsageReportCreatedRule", apps, sc.SESSIONS_KEY)
     assert matches("UsageReportCreatedRule", apps, sc.APPS_KEY)
     assert not matches("UsageReportCreatedRule", apps, "other/x.csv")
+    assert matches("UsageReportCreatedRule", aws.APPSTREAM_BUCKET_2, sc.SESSIONS_KEY)  # every listed bucket
+    assert not matches("UsageReportCreatedRule", "appstream-logs-us-east-1-999988887777-zzzzzzzz", sc.SESSIONS_KEY)

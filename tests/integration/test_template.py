@@ -171,7 +171,12 @@ def test_s3_access_is_limited_to_the_prefixes_it_needs():
     assert fn["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${CloudTrailBucketName}/"
                                          "${CloudTrailKeyPrefix}AWSLogs/*"}
     usage = RES["IngestUsageReportFunction"]["Properties"]["Policies"][0]["Statement"][0]
-    assert [r["Fn::Sub"].rsplit("}", 1)[1] for r in usage["Resource"]] == ["/sessions/*", "/applications/*"]
+    for partition in ("aws", "aws-cn", "aws-us-gov"):
+        for buckets in (["appstream-logs-a"], ["appstream-logs-a", "appstream-logs-b", "appstream-logs-c"]):
+            resolve = tplmod.Resolver(TPL, {"AppStreamLogsBucketNames": ",".join(buckets)},
+                                      {"AWS::Partition": partition})
+            assert resolve(usage["Resource"]) == [
+                f"arn:{partition}:s3:::{b}/{prefix}/*" for prefix in ("sessions", "applications") for b in buckets]
     lake = RES["LakeWritePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
     assert lake["Resource"] == {"Fn::Sub": "${LakeBucket.Arn}/${LakePrefix}/*"}
 
@@ -225,7 +230,9 @@ def test_template_defaults_are_the_configuration_defaults():
     assert set(CONFIG_ENV) <= set(globals_env), "every configuration variable is set for the functions"
     given = {"AttributedRoleArns": "roles", "FleetCidrs": "fleet_cidrs"}  # deployment-specific, required
     refs = {"LakeBucket": "b", "AlertsTopic": "t", "IdempotencyTable": "i", "AWS::AccountId": "1"}
-    d = aws.Deployment("http://unused", "t", "", TPL, {k: v for k, v in aws.PARAMS.items() if k in given}, refs)
+    required = {"AppStreamLogsBucketNames"}  # a deployment's own, not the core's configuration
+    d = aws.Deployment("http://unused", "t", "", TPL,
+                       {k: v for k, v in aws.PARAMS.items() if k in given or k in required}, refs)
     got = config_from_env(d.function_env("IngestCloudTrailFunction"))
     want = Config()
     skip = set(given.values()) | {"severity", "disabled_rules", "live_stacks"}
@@ -334,3 +341,23 @@ def test_samconfig_has_default_and_prod():
         required = {k for k, v in TPL["Parameters"].items() if "Default" not in v}
         assert required <= names, f"{env}: missing {required - names}"
         assert names <= set(TPL["Parameters"])
+
+
+def test_member_accounts_may_forward_report_events_only_when_an_organisation_is_given():
+    """The default bus accepts other accounts' forwarded report events only from the named
+    organisation (``ReportEventsOrganizationId``), and only ``events:PutEvents``; without it the
+    policy is not created."""
+    res = RES["ForwardedReportEventsPolicy"]
+    base = {"AppStreamLogsBucketNames": aws.APPSTREAM_BUCKET}
+    refs = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012",
+            "AWS::StackName": "auditcorr"}
+    assert not tplmod.Resolver(TPL, base, refs).condition(res["Condition"])
+    resolve = tplmod.Resolver(TPL, base | {"ReportEventsOrganizationId": "o-a1b2c3d4e5"}, refs)
+    assert resolve.condition(res["Condition"])
+    st = resolve(res["Properties"]["Statement"])
+    assert st == {"Effect": "Allow", "Principal": "*", "Action": "events:PutEvents",
+                  "Resource": "arn:aws:events:eu-west-1:123456789012:event-bus/default",
+                  "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}}
+    pattern = TPL["Parameters"]["ReportEventsOrganizationId"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, "o-a1b2c3d4e5")
+    assert not re.fullmatch(pattern, "123456789012") and not re.fullmatch(pattern, "*")

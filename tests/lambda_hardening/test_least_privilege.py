@@ -49,6 +49,27 @@ def test_an_ingest_on_an_empty_lake_with_versioned_sources_needs_only_its_policy
     assert check(app, function, mark) == []
 
 
+def test_every_listed_report_bucket_and_only_those_can_be_read(app):
+    """An organisation's second report bucket (another account's, forwarded) is read with the same
+    policy; objects of a bucket not in ``AppStreamLogsBucketNames``, or outside the report prefixes,
+    are not readable."""
+    s3 = app.deployment.client("s3")
+    for key in REPORT_KEYS:
+        s3.put_object(Bucket=aws.APPSTREAM_BUCKET_2, Key=key,
+                      Body=sc.sessions_report() if key == sc.SESSIONS_KEY else sc.applications_report())
+    mark = app.server.log.mark()
+    assert app.sqs(UR, [eventbridge(aws.APPSTREAM_BUCKET_2, k) for k in REPORT_KEYS]) == {"batchItemFailures": []}
+    requests = app.server.log.since(mark)
+    assert any(aws.APPSTREAM_BUCKET_2 in (r.host + r.path) for r in requests)  # really read there
+    assert check(app, UR, mark) == []
+    statements = iam.function_statements(app.deployment.tpl, UR, iam.resolver_for(app.deployment))
+    for bucket in (aws.APPSTREAM_BUCKET, aws.APPSTREAM_BUCKET_2):
+        assert iam.allows(statements, iam.Call("s3:GetObject", f"arn:aws:s3:::{bucket}/{sc.SESSIONS_KEY}"))
+        assert not iam.allows(statements, iam.Call("s3:GetObject", f"arn:aws:s3:::{bucket}/other/x.csv"))
+    unlisted = "appstream-logs-us-east-1-999988887777-zzzzzzzz"
+    assert not iam.allows(statements, iam.Call("s3:GetObject", f"arn:aws:s3:::{unlisted}/{sc.SESSIONS_KEY}"))
+
+
 def test_ingests_compacting_a_populated_lake_need_only_their_policy(app, handler):
     app.stage()
     app.containers[CT] = handler(CT, AUDITCORR_COMPACT_THRESHOLD="2")

@@ -18,7 +18,7 @@ A retried or re-delivered message is harmless: the pipeline keeps a manifest per
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -36,11 +36,13 @@ from .settings import Settings, config_from_env, environment
 Accept = Callable[[ObjectRef], str | None]  # None: accept; else the reason to ignore
 
 
-def accept_bucket(bucket: str | None, prefixes: tuple[str, ...] = ()) -> Accept:
-    """Accept objects of ``bucket`` (any bucket if None) whose key starts with one of ``prefixes``."""
+def accept_bucket(buckets: str | Iterable[str] | None, prefixes: tuple[str, ...] = ()) -> Accept:
+    """Accept objects of ``buckets`` (one name or several; any bucket if None or empty) whose key starts
+    with one of ``prefixes``."""
+    allowed = frozenset([buckets] if isinstance(buckets, str) else buckets or ())
 
     def check(ref: ObjectRef) -> str | None:
-        if bucket and ref.bucket != bucket:
+        if allowed and ref.bucket not in allowed:
             return "object of another bucket"
         if prefixes and not ref.key.startswith(prefixes):
             return "key outside the expected prefixes"

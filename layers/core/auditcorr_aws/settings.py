@@ -105,12 +105,26 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+#: an S3 bucket name (3-63 characters of lowercase letters, digits, dots and hyphens)
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _bucket_list(value: str) -> tuple[str, ...]:
+    """``a,b , c`` -> ("a", "b", "c"); a name that cannot be a bucket is a configuration error."""
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    bad = [n for n in names if not _BUCKET_NAME.fullmatch(n)]
+    if bad:
+        raise ConfigError(f"not S3 bucket names: {', '.join(bad)}")
+    return names
+
+
 @dataclass(frozen=True)
 class Settings:
     lake_uri: str
     region: str
     cloudtrail_bucket: str | None = None
-    appstream_logs_bucket: str | None = None
+    #: AppStream's usage-report buckets (one per account and region); empty: any bucket
+    appstream_logs_buckets: tuple[str, ...] = ()
     alert_topic_arn: str | None = None
     security_hub: bool = False
     idempotency_table: str | None = None
@@ -133,7 +147,7 @@ class Settings:
             lake_uri=lake.rstrip("/"),
             region=region,
             cloudtrail_bucket=env.get("AUDITCORR_CLOUDTRAIL_BUCKET") or None,
-            appstream_logs_bucket=env.get("AUDITCORR_APPSTREAM_LOGS_BUCKET") or None,
+            appstream_logs_buckets=_bucket_list(env.get("AUDITCORR_APPSTREAM_LOGS_BUCKETS", "")),
             alert_topic_arn=env.get("AUDITCORR_ALERT_TOPIC_ARN") or None,
             security_hub=_flag(env.get("AUDITCORR_SECURITY_HUB")),
             idempotency_table=env.get("AUDITCORR_IDEMPOTENCY_TABLE") or None,
