@@ -97,6 +97,22 @@ def test_nothing_is_attributed_across_accounts_or_regions(ingested, world):
     assert n > 1000
 
 
+def test_each_write_shows_the_logon_of_its_session_in_its_own_account(ingested, world):
+    """The logon shown beside an attributed write is the one that opened its session, in the
+    session's account (logons are matched per account: the same user may log on in several)."""
+    _, lake, _ = ingested
+    sessions = {s["session_id"]: s for s in world.sessions}
+    logon_account = {r["event_id"]: r["account_id"] for r in lake.read("logons").to_pylist()}
+    checked = 0
+    for r in activity(lake).values():
+        if r["status"] == "attributed":
+            s = sessions[r["session_id"]]
+            assert r["logon_event_id"] == s["logon_event_id"], r["event_id"]
+            assert logon_account[r["logon_event_id"]] == s["aws_account_id"] == r["account_id"]
+            checked += 1
+    assert checked > 1000
+
+
 def test_no_alert_is_ever_opened_on_a_benign_write(ingested, world):
     order, lake, _ = ingested
     opened = {(r["rule"], r["event_id"]) for r in every_alert(lake) if r["status"] == "open"}

@@ -57,6 +57,18 @@ def test_write_inside_session_is_attributed_with_logon(pipe, lake):
     assert alerts(lake) == {}
 
 
+def test_the_logon_shown_is_the_one_in_the_sessions_own_account(pipe, lake):
+    """The same user logs on in two accounts of an organisation; the session (account 111122223333,
+    from the report) was opened by her logon there, not by the later one in another account."""
+    own = saml_logon(T0 - 40 * 60 * S, "alice@example.com", event_id="logon-own")
+    other = saml_logon(T0 - 60 * S, "alice@example.com", event_id="logon-other-account")
+    other["recipientAccountId"] = "444455556666"
+    ingest(pipe, [own, other, put(T0 + 5 * 60 * S, IP, key="k")],
+           [session_row(sid(1), "alice@example.com", IP, T0, T0 + H)])
+    row = activity(lake)["k"]
+    assert (row["user_id"], row["logon_event_id"]) == ("alice@example.com", "logon-own")
+
+
 @pytest.mark.parametrize(
     ("offset", "status"),
     [

@@ -92,17 +92,21 @@ START = T0
 LAG = logon_rules.DEFAULT_CLOUDTRAIL_LAG_MS
 
 
-def _sessions(*rows: tuple[str, str, int]) -> pa.Table:
+def _sessions(*rows: tuple[str, str, int] | tuple[str, str, int, str]) -> pa.Table:
+    """(session id, user, start[, account])"""
     return conform(pa.table({
         "session_id": [r[0] for r in rows], "user_id": [r[1] for r in rows],
+        "aws_account_id": pa.array([r[3] if len(r) > 3 else None for r in rows], pa.string()),
         "session_start_time": pa.array([r[2] for r in rows], pa.int64()).cast(TS),
         "session_end_time": pa.array([r[2] + 60 * MIN for r in rows], pa.int64()).cast(TS),
         "eni_private_ip_address": ["10.40.0.5"] * len(rows), "stack_name": ["s"] * len(rows),
         "fleet_name": ["f"] * len(rows), "authentication_type": ["SAML"] * len(rows)}), SESSIONS)
 
 
-def _logons(*rows: tuple[str, int]) -> pa.Table:
+def _logons(*rows: tuple[str, int] | tuple[str, int, str]) -> pa.Table:
+    """(user, time[, account])"""
     return conform(pa.table({
+        "account_id": pa.array([r[2] if len(r) > 2 else None for r in rows], pa.string()),
         "event_id": [f"lg-{i}" for i in range(len(rows))], "event_name": ["AssumeRoleWithSAML"] * len(rows),
         "event_time": pa.array([r[1] for r in rows], pa.int64()).cast(TS), "user_name": [r[0] for r in rows],
         "outcome": ["Success"] * len(rows), "source_ip": ["198.51.100.7"] * len(rows)}), LOGONS)
@@ -127,6 +131,11 @@ def case_session_without_logon() -> None:
                        later) == []
     # waits for evidence: before start + tolerance + CloudTrail lag nothing is decided
     assert logon_fires("session_without_logon", s, lg, later - 1) == []
+    # an organisation: only a logon in the session's own account opened it (alice logged on in A only)
+    org = _sessions(("sa", "alice", START, "111111111111"), ("sb", "alice", START, "222222222222"))
+    assert logon_fires("session_without_logon", org, _logons(("alice", START - MIN, "111111111111")), later) == ["sb"]
+    # a logon of no known account (a lake written before scopes) still counts for every account
+    assert logon_fires("session_without_logon", org, _logons(("alice", START - MIN)), later) == []
 
 
 def case_logon_user_mismatch() -> None:
@@ -142,6 +151,16 @@ def case_logon_user_mismatch() -> None:
     assert logon_fires("logon_user_mismatch", s, _logons(("bob", START - gap)), later) == ["s1"]  # the edge
     # waits for evidence
     assert logon_fires("logon_user_mismatch", s, _logons(("bob", START - MIN)), later - 1) == []
+    # an organisation: bob's logon in another account just before alice's session is no evidence
+    # (alice's own logon in her account was earlier than the mismatch window); in her account it is
+    a, b = "111111111111", "222222222222"
+    org = _sessions(("s1", "alice", START, a))
+    old_own = ("alice", START - gap - MIN, a)
+    assert logon_fires("logon_user_mismatch", org, _logons(old_own, ("bob", START - MIN, b)), later) == []
+    assert logon_fires("logon_user_mismatch", org, _logons(old_own, ("bob", START - MIN, a)), later) == ["s1"]
+    # and alice's own logon in ANOTHER account does not excuse bob's logon in hers
+    assert logon_fires("logon_user_mismatch", org, _logons(("alice", START - 2 * MIN, b), ("bob", START - MIN, a)),
+                       later) == ["s1"]
 
 
 # -- organisation rules (issue 15) ----------------------------------------------------------------

@@ -218,16 +218,18 @@ def claims_known_elsewhere(claims: pa.Array, in_fleet: np.ndarray, cand: Candida
 def logons_of_chosen(chosen: np.ndarray, sessions: pa.Table, logons: pa.Table,
                      config: Config) -> tuple[pa.Array, pa.Array, pa.Array]:
     """(logon event id, time, source ip) per write, through its chosen session.  The logon depends
-    only on the session: matched once per distinct chosen session."""
+    only on the session (its user, start and account): matched once per distinct chosen session."""
     n = len(chosen)
     if not (logons.num_rows and sessions.num_rows and (chosen >= 0).any()):
         return pa.nulls(n, pa.string()), pa.nulls(n, TS), pa.nulls(n, pa.string())
     is_chosen = np.zeros(sessions.num_rows, dtype=bool)
     is_chosen[chosen[chosen >= 0]] = True  # distinct chosen sessions, in order, without a sort
     chosen_sessions = pa.array(np.nonzero(is_chosen)[0])
+    accounts = (one_array(sessions.column("aws_account_id")).take(chosen_sessions)
+                if "aws_account_id" in sessions.column_names else None)
     lid, lts, lip = match_logons(one_array(sessions.column("user_id")).take(chosen_sessions),
                                  one_array(sessions.column("session_start_time")).take(chosen_sessions),
-                                 logons, config)
+                                 logons, config, accounts)
     slot = np.cumsum(is_chosen) - 1  # session row -> position among the chosen
     pos = np.where(chosen >= 0, slot[np.maximum(chosen, 0)], -1)
     return masked_take(lid, pos), masked_take(lts, pos), masked_take(lip, pos)

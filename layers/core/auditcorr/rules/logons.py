@@ -12,7 +12,7 @@ Rules (both switchable with ``config.disabled_rules``, severity from ``config.se
     ``[start - logon_window_hours, start + tolerance]`` (the same match the attribution shows as
     ``logon_event_id``).
 ``logon_user_mismatch``
-    among the *stack's* logons (default: any successful ``AssumeRoleWithSAML``; ``stack_roles``
+    among the *stack's* logons in the session's account (default: any successful ``AssumeRoleWithSAML``; ``stack_roles``
     narrows a stack to its SAML role(s)), the one immediately preceding the start -- the latest in
     ``[start - logon_mismatch_window_seconds, start]`` -- names another user, and the session's own
     user has no successful logon (of any kind) in that window (up to ``start + tolerance``):
@@ -20,6 +20,11 @@ Rules (both switchable with ``config.disabled_rules``, severity from ``config.se
     latest logon is older than the other user's; on a stack where many users log on at once that
     fires for ordinary sessions (the demo world, with no logon anomaly at all: 38 of 229 sessions),
     so it is opt-in.
+
+Logons are compared within the session's account (``aws_account_id``; a logon's account is its
+``recipientAccountId``): a SAML user opens a session by assuming a role of the stack's account, so a
+logon in another account of the organisation neither opened the session nor excuses a missing one.
+Logons or sessions of no known account (lakes written before scopes) are compared with every account.
 
 Both are decided only once the CloudTrail for the window can be expected in:
 ``now >= start + tolerance + cloudtrail_lag_ms`` (CloudTrail delivers within ~15 minutes).  Before
@@ -127,8 +132,9 @@ def evaluate(sessions: pa.Table, logons: pa.Table, config: Config, now_ms: int |
 def session_without_logon(s: pa.Table, srows: list[dict[str, Any]], good: pa.Table,
                           config: Config) -> list[dict[str, Any]]:
     """Sessions with no successful logon of their user in the logon window before the start."""
+    accounts = s.column("aws_account_id").combine_chunks() if "aws_account_id" in s.column_names else None
     lid, _, _ = match_logons(s.column("user_id").combine_chunks(),
-                             s.column("session_start_time").combine_chunks(), good, config)
+                             s.column("session_start_time").combine_chunks(), good, config, accounts)
     missing = lid.is_null().to_numpy(zero_copy_only=False)
     return [_row("session_without_logon", r, config, {"window_hours": f"{config.logon_window_hours:g}"})
             for r, miss in zip(srows, missing, strict=True) if miss]
@@ -139,26 +145,32 @@ def logon_user_mismatch(srows: list[dict[str, Any]], good: pa.Table, config: Con
     """Sessions whose immediately preceding stack logon names another user (see the module docstring)."""
     window = config.logon_mismatch_window_seconds * 1000
     times = good.column("event_time").cast(pa.int64()).to_pylist()
-    recs = good.select(["event_id", "event_name", "user_name", "role_arn", "source_ip", "principal_arn",
-                        "assumed_role_arn"]).to_pylist()
+    cols = ["event_id", "event_name", "user_name", "role_arn", "source_ip", "principal_arn", "assumed_role_arn"]
+    recs = good.select(cols + [c for c in ("account_id",) if c in good.column_names]).to_pylist()
     all_rows: list[dict[str, Any]] = []
     for t, rec in zip(times, recs, strict=True):
-        all_rows.append({"t": t, **rec})
-    # the own user's logons: any successful logon event counts
-    own: dict[str, list[int]] = {}
-    for r in all_rows:
-        own.setdefault(r["user_name"], []).append(r["t"])
-    for v in own.values():
-        v.sort()
+        all_rows.append({"t": t, "account_id": None, **rec})
     stack_logons = [r for r in all_rows if r["event_name"] in events]
     roles = {k: frozenset(v) for k, v in (stack_roles or {}).items()}
-    indexes: dict[frozenset[str] | None, _LogonIndex] = {None: _LogonIndex(stack_logons)}
+    # per (account, role set): a session's stack logons are its own account's (a logon in another
+    # account cannot open it; logons of no known account count everywhere, as before scopes)
+    indexes: dict[tuple[str | None, frozenset[str] | None], _LogonIndex] = {}
+    own_logons: dict[str | None, dict[str, list[int]]] = {}
     out: list[dict[str, Any]] = []
     for r in srows:
+        account = r.get("aws_account_id")
         key = roles.get(r.get("stack_name") or "")
-        if key is not None and key not in indexes:
-            indexes[key] = _LogonIndex([x for x in stack_logons if x["role_arn"] in key])
-        idx = indexes[key]
+        if (account, key) not in indexes:
+            indexes[(account, key)] = _LogonIndex([x for x in stack_logons if _in_account(x, account)
+                                                   and (key is None or x["role_arn"] in key)])
+        idx = indexes[(account, key)]
+        if account not in own_logons:  # the own user's logons: any successful logon event counts
+            by_user: dict[str, list[int]] = {}
+            for x in all_rows:
+                if _in_account(x, account):
+                    by_user.setdefault(x["user_name"], []).append(x["t"])
+            own_logons[account] = {u: sorted(v) for u, v in by_user.items()}
+        own = own_logons[account]
         start = int(r["session_start_time"].timestamp() * 1000)
         # the preceding logon: at or before the start (a logon after it did not open it); the own
         # user's logons, below, get the clock-skew tolerance after the start as well
@@ -195,6 +207,10 @@ def logon_user_mismatch(srows: list[dict[str, Any]], good: pa.Table, config: Con
             "logon_source_ip": other["source_ip"] or "-",
         }, principal_arn=other["assumed_role_arn"] or other["principal_arn"]))
     return out
+
+
+def _in_account(logon: dict[str, Any], account: str | None) -> bool:
+    return account is None or logon["account_id"] is None or logon["account_id"] == account
 
 
 def _row(rule: str, r: dict[str, Any], config: Config, extra: dict[str, str],
