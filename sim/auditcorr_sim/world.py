@@ -674,11 +674,20 @@ class _Builder:
                              ExpectedWrite(EXTERNAL, None, None), "fleet_credentials_via_service",
                              alert="fleet_credentials_via_service", vpce=False,
                              user_agent="appstream.amazonaws.com")
+            # Athena writes a query's results with the session's credentials: placed through the
+            # same key's use from the session's address shortly before (attributed to the session) ...
+            t = self.rand_sec(a.start + 4 * _MIN, a.end - 2 * _MIN)
+            self.session_write(a, t - self.rng.randint(30, 120) * _SEC, True, self.attributed(a), "single_window")
+            self.athena_write(t, a.sid, a.key_id, self.attributed(a))
+            # ... and with credentials whose use CloudTrail shows from no fleet address: via_service
             t = self.rand_sec(a.start + 2 * _MIN, a.end - 2 * _MIN)
-            eid = self.fleet_write(t, "athena.amazonaws.com", a.sid, a.key_id, ExpectedWrite(VIA_SERVICE, None, None),
-                                   "invoked_by_service", vpce=False, user_agent="athena.amazonaws.com")
-            rec = next(r for _, r in reversed(self.records) if r["eventID"] == eid)
-            rec["userIdentity"]["invokedBy"] = "athena.amazonaws.com"
+            self.athena_write(t, a.sid, self.access_key(), ExpectedWrite(VIA_SERVICE, None, None))
+
+    def athena_write(self, t: int, name: str, key_id: str, expected: ExpectedWrite) -> None:
+        eid = self.fleet_write(t, "athena.amazonaws.com", name, key_id, expected, "invoked_by_service",
+                               vpce=False, user_agent="athena.amazonaws.com")
+        rec = next(r for _, r in reversed(self.records) if r["eventID"] == eid)
+        rec["userIdentity"]["invokedBy"] = "athena.amazonaws.com"
 
     def mapped_writes(self) -> None:
         """Writes whose source is the IPv4-mapped IPv6 form of a fleet address: attributed like it."""

@@ -157,7 +157,7 @@ def test_finality_needs_every_day_up_to_the_longest_session():
 
 
 def test_statuses_and_match_codes_are_named():
-    assert [m.label for m in Match] == ["claim", "window", "tolerance", None, "nat"]
+    assert [m.label for m in Match] == ["claim", "window", "tolerance", None, "nat", "credentials"]
     cfg = Config(roles=(ROLE,), nat_cidrs=("203.0.113.0/24",))
     res = run(writes((T0, "203.0.113.9", None), (T0, "198.51.100.4", None)), sessions(), config=cfg)
     assert [r["status"] for r in res.activity.to_pylist()] == ["external", "external"]
@@ -219,3 +219,61 @@ def test_unattributed_activity_only_once_final():
 def test_a_disabled_rule_raises_nothing():
     cfg = Config(roles=(ROLE,), disabled_rules=("unattributed_activity",))
     assert rules_raised(run(writes((T0, "10.40.9.9", None)), sessions(), config=cfg), cfg) == []
+
+
+# -- a service's call with the principal's credentials (issue 15 §5) ---------------------------------
+def service_writes(*rows: tuple[int, str, str | None, str | None]) -> pa.Table:
+    """(event ms, source, access key id, invokedBy) per write, signed by the fleet role."""
+    w = writes(*[(r[0], r[1], None) for r in rows])
+    w = w.set_column(w.schema.get_field_index("access_key_id"), "access_key_id",
+                     pa.array([r[2] for r in rows], pa.string()))
+    return w.set_column(w.schema.get_field_index("invoked_by"), "invoked_by",
+                        pa.array([r[3] for r in rows], pa.string()))
+
+
+ATHENA = "athena.amazonaws.com"
+
+
+def test_a_service_call_is_placed_where_its_credentials_were_used():
+    """Athena writes query results with the session's credentials (invokedBy, no address): the same
+    access key used from 10.40.0.5 shortly before places it there, in A's session."""
+    s = sessions((A, "alice", "10.40.0.5", T0, T0 + 60 * MIN), (B, "bob", "10.40.0.6", T0, T0 + 60 * MIN))
+    res = run(service_writes((T0 + 10 * MIN, "10.40.0.5", "ASIAKEYA", None),
+                             (T0 + 12 * MIN, ATHENA, "ASIAKEYA", ATHENA),
+                             (T0 + 12 * MIN, ATHENA, "ASIAKEYB", ATHENA),  # key B never seen from the fleet
+                             (T0 + 12 * MIN, ATHENA, None, ATHENA)), s)  # no key at all
+    got = [(r["status"], r["match"], r["user_id"], r["source_ip"]) for r in res.activity.to_pylist()]
+    assert got == [("attributed", "window", "alice", "10.40.0.5"),
+                   ("attributed", "credentials", "alice", ATHENA),  # the record keeps its own source
+                   ("via_service", None, None, ATHENA), ("via_service", None, None, ATHENA)]
+    assert write_alerts(res, Config(roles=(ROLE,))).num_rows == 0
+
+
+def test_only_a_called_for_service_write_is_placed_and_only_by_the_nearest_use():
+    """No invokedBy (the bypass shape) is never placed; the nearest use of the key wins (the key moved
+    from one address to another: the earlier one on a tie); a use beyond max_session_hours is none."""
+    s = sessions((A, "alice", "10.40.0.5", T0, T0 + 300 * MIN), (B, "bob", "10.40.0.6", T0, T0 + 300 * MIN))
+    res = run(service_writes((T0 + 10 * MIN, "10.40.0.5", "K1", None),
+                             (T0 + 30 * MIN, "10.40.0.6", "K1", None),
+                             (T0 + 25 * MIN, ATHENA, "K1", ATHENA),  # nearer the use from .6
+                             (T0 + 20 * MIN, ATHENA, "K1", ATHENA),  # equally near both: the earlier (.5)
+                             (T0 + 25 * MIN, "appstream.amazonaws.com", "K1", None)), s)
+    got = [(r["status"], r["user_id"]) for r in res.activity.to_pylist()]
+    assert got[2:] == [("attributed", "bob"), ("attributed", "alice"), ("external", None)]
+    far = run(service_writes((T0, "10.40.0.5", "K2", None), (T0 + 2 * 60 * MIN + 1, ATHENA, "K2", ATHENA)), s,
+              config=Config(roles=(ROLE,), tolerance_seconds=60, max_session_hours=2))
+    assert far.activity.column("status").to_pylist() == ["attributed", "via_service"]
+
+
+def test_a_placed_service_call_is_judged_by_its_claim_like_any_fleet_write():
+    """Placed in A's session, a claim of A is settled (no alert); a claim of B (known: B held another
+    address) is a disguise; a claim nobody knows is unknown once decidable."""
+    s = sessions((A, "alice", "10.40.0.5", T0, T0 + 60 * MIN), (B, "bob", "10.40.0.6", T0, T0 + 60 * MIN))
+    w = service_writes((T0 + 10 * MIN, "10.40.0.5", "ASIAKEYA", None),
+                       (T0 + 12 * MIN, ATHENA, "ASIAKEYA", ATHENA),
+                       (T0 + 13 * MIN, ATHENA, "ASIAKEYA", ATHENA),
+                       (T0 + 14 * MIN, ATHENA, "ASIAKEYA", ATHENA))
+    w = w.set_column(w.schema.get_field_index("role_session_name"), "role_session_name",
+                     pa.array([None, A, B, C], pa.string()))
+    res = run(w, s, known={A, B})
+    assert rules_raised(res) == [("session_id_mismatch", "ev-2"), ("unknown_session_id", "ev-3")]

@@ -255,9 +255,12 @@ ATTRIBUTED_ACTIVITY_TABLE = TableSpec(
         Column("role_arn", STR, "the IAM role behind an assumed-role principal (`sessionContext.sessionIssuer.arn`)"),
         Column("claimed_session_id", STR, "the session id the write claims (per `claims.session_id`), if it looks "
                                           "like one"),
-        Column("status", STR, "attributed, ambiguous, pending, unattributed or external"),
-        Column("match", STR, "what chose the session: claim, window (inside the session) or tolerance (clock-skew "
-                             "margin)"),
+        Column("status", STR, "attributed, ambiguous, pending, unattributed, external or via_service (a service "
+                              "called with the principal's credentials, from no address, and its key was seen "
+                              "from no fleet address)"),
+        Column("match", STR, "what chose the session: claim, window (inside the session), tolerance (clock-skew "
+                             "margin), nat (from the NAT egress: none could be) or credentials (a service's call, "
+                             "placed at the fleet address its access key was used from)"),
         _USER_ID, _SESSION_ID,
         Column("session_source", STR, "report (usage report, authoritative) or live (AppStream API observation)"),
         Column("session_start_time", TS, "start of the chosen session, UTC"),

@@ -99,3 +99,55 @@ def classify_ips(values: pa.Array, cidrs: tuple[str, ...]) -> tuple[np.ndarray, 
     """Return (is_valid_ip, in_fleet, normalised_ip) for a string column, via its distinct values."""
     valid, fleet, norm, code = ip_codes(values, cidrs)
     return valid, fleet, norm.take(pa.array(code, mask=code < 0))
+
+
+def through_credentials(service: np.ndarray, in_fleet: np.ndarray, access_keys: pa.Array | pa.ChunkedArray,
+                        scope_code: np.ndarray, event_ms: np.ndarray, window_ms: int) -> np.ndarray:
+    """Per write: for a write a service made with the principal's credentials (``service``: it names
+    ``invokedBy`` and its source is no address), the row of the write nearest in time (within
+    ``window_ms``) signed with the SAME access key in the same scope from a fleet address; -1 for
+    every other write and where there is none.
+
+    A temporary access key belongs to one credential set, handed to one instance: where CloudTrail
+    shows it used from a fleet address, that address is where the call the service carried out came
+    from (an Athena query started in the session writes its results with the session's credentials).
+    Ties in time go to the earlier row."""
+    n = len(service)
+    out = np.full(n, -1, dtype=np.int64)
+    if n == 0 or not service.any():
+        return out
+    keys = one_array(access_keys)
+    wanted = pc.unique(keys.filter(pa.array(service)).drop_null())
+    if len(wanted) == 0:
+        return out
+    anchor = in_fleet & pc.fill_null(pc.is_in(keys, wanted), False).to_numpy(zero_copy_only=False) & (scope_code >= 0)
+    rows = np.nonzero(anchor)[0]
+    if len(rows) == 0:
+        return out
+    by_key: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+    key_text = keys.take(pa.array(rows)).to_pylist()
+    order = np.lexsort((rows, event_ms[rows]))
+    grouped: dict[tuple[int, str], list[int]] = {}
+    for i in order.tolist():
+        grouped.setdefault((int(scope_code[rows[i]]), key_text[i]), []).append(int(rows[i]))
+    for k, members in grouped.items():
+        idx = np.array(members, dtype=np.int64)
+        by_key[k] = (event_ms[idx], idx)
+    for w, key in zip(np.nonzero(service)[0].tolist(), keys.take(pa.array(np.nonzero(service)[0])).to_pylist(),
+                      strict=True):
+        found = by_key.get((int(scope_code[w]), key)) if key is not None and scope_code[w] >= 0 else None
+        if found is None:
+            continue
+        times, idx = found
+        t = event_ms[w]
+        j = int(np.searchsorted(times, t))
+        best = -1
+        best_gap = window_ms + 1
+        for c in (j - 1, j):
+            if 0 <= c < len(times):
+                gap = abs(int(times[c]) - int(t))
+                if gap < best_gap:
+                    best, best_gap = int(idx[c]), gap
+        if best >= 0:
+            out[w] = best
+    return out

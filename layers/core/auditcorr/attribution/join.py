@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from ..arrow import epoch_ms, masked_take, one_array
 from ..config import Config
 from ..schemas import ATTRIBUTED_ACTIVITY, TS, conform
-from .addresses import in_networks, normalise_ips
+from .addresses import in_networks, normalise_ips, through_credentials
 from .candidates import candidate_pairs_coded, equal_pairs
 from .claims import extract_claims
 from .logons import match_logons
@@ -133,13 +133,18 @@ def statuses(in_fleet: np.ndarray, cand: Candidates, final: np.ndarray, service:
     return pa.array(np.array(STATUSES, dtype=object)).take(pa.array(code))
 
 
-def match_kinds(in_fleet: np.ndarray, cand: Candidates, via_nat: np.ndarray) -> pa.Array:
+def match_kinds(in_fleet: np.ndarray, cand: Candidates, via_nat: np.ndarray,
+                placed: np.ndarray | None = None) -> pa.Array:
+    """``placed``: writes a service made, placed at the address its credentials were used from
+    (:func:`~.addresses.through_credentials`): ``credentials`` whatever chose among the candidates."""
     code = np.full(len(in_fleet), Match.NONE, dtype=np.int8)
     has = in_fleet & (cand.kept_per_write >= 1)
     code[has & (cand.claimed > 0)] = Match.CLAIM
     code[has & (cand.claimed == 0) & (cand.strict_per_write > 0)] = Match.WINDOW
     code[has & (cand.claimed == 0) & (cand.strict_per_write == 0)] = Match.TOLERANCE
     code[~in_fleet & via_nat] = Match.NAT
+    if placed is not None:
+        code[has & placed] = Match.CREDENTIALS
     return MATCH_LABELS.take(pa.array(code))
 
 
@@ -257,6 +262,18 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
     scope_keys, scope_code, group = scopes.keys(accounts, regions)
     in_fleet, via_nat = fleet_membership(scopes, group, ips, ip_code)
     event_ms = epoch_ms(writes.column("event_time")) if n else np.zeros(0, np.int64)
+    invoked_by = writes.column("invoked_by").is_valid().to_numpy(zero_copy_only=False) \
+        if n and "invoked_by" in writes.column_names else np.zeros(n, dtype=bool)
+    # a service's call with the principal's credentials is placed where those credentials were used
+    service = (ip_code < 0) & invoked_by
+    keys = writes.column("access_key_id") if n else pa.array([], pa.string())
+    placed_from = through_credentials(service, in_fleet, keys, scope_code, event_ms,
+                                      int(config.max_session_hours * 3_600_000))
+    placed = placed_from >= 0
+    if placed.any():
+        ip_code, in_fleet, via_nat = ip_code.copy(), in_fleet.copy(), via_nat.copy()
+        ip_code[placed] = ip_code[placed_from[placed]]
+        in_fleet[placed], via_nat[placed] = True, False
     claims = extract_claims(writes, config, logons)
     if sessions.num_rows and "session_source" not in sessions.column_names:
         labels = session_source if session_source is not None else pa.array(["report"] * sessions.num_rows)
@@ -269,8 +286,6 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
                                   config.tolerance_seconds * 1000)
     cand = choose(*pairs, claims, session_ids, n)
     final, overdue = finality(event_ms, scope_code, scope_keys, config, coverage)
-    invoked_by = writes.column("invoked_by").is_valid().to_numpy(zero_copy_only=False) \
-        if n and "invoked_by" in writes.column_names else np.zeros(n, dtype=bool)
     cand_users, cand_sessions = candidate_lists(cand, sessions, session_ids, n)
     logon_id, logon_time, logon_ip = logons_of_chosen(cand.chosen, sessions, logons, config)
 
@@ -290,8 +305,8 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
         "principal_arn": writes.column("principal_arn"),
         "role_arn": writes.column("role_arn"),
         "claimed_session_id": claims,
-        "status": statuses(in_fleet, cand, final, service=(ip_code < 0) & invoked_by),
-        "match": match_kinds(in_fleet, cand, via_nat),
+        "status": statuses(in_fleet, cand, final, service=service & ~placed),
+        "match": match_kinds(in_fleet, cand, via_nat, placed),
         "user_id": chosen_session("user_id"),
         "session_id": chosen_session("session_id"),
         "session_source": chosen_session("session_source"),

@@ -30,6 +30,8 @@ class Match(IntEnum):
     TOLERANCE = 2  # matched only through the clock-skew tolerance
     NONE = 3  # no candidate (or not from the fleet)
     NAT = 4  # from the fleet's NAT egress: attribution impossible
+    #: a service's call (``invokedBy``) placed at the fleet address its access key was used from
+    CREDENTIALS = 5
 
     @property
     def label(self) -> str | None:

@@ -7,7 +7,9 @@ that never came.  Pure: the attribution result in, ALERT_IN rows out (``rules.re
     instance credentials taken off an AppStream instance have been seen in CloudTrail exactly so,
     with ``sourceIPAddress`` ``appstream.amazonaws.com`` (DOMAIN.md).  When ``invokedBy`` names a
     service (Athena writing query results with the caller's credentials, CloudFormation, ...), the
-    call is ordinary: status ``via_service``, no alert.  Anything else that is not an address (a
+    call is ordinary and raises nothing here: the join places it at the fleet address its access key
+    was used from (``match`` ``credentials``; judged from there like any fleet write), or, where the
+    key was seen from no fleet address, gives it status ``via_service``.  Anything else that is not an address (a
     comma list, anonymised garbage) is never matched and raises nothing here.
 ``usage_report_missing`` (MEDIUM)
     one per (scope, day) whose sessions report is overdue (``Coverage.overdue``: a report two or more

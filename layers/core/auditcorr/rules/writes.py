@@ -16,6 +16,7 @@ from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..attribution import AMBIGUOUS, ATTRIBUTED, EXTERNAL, UNATTRIBUTED, AttributionResult, classify_ips
 from ..config import Config
@@ -45,8 +46,13 @@ class WriteFacts:
 
     @cached_property
     def claim_settled(self) -> np.ndarray:
-        """The claimed id is among the candidates (then the claim chose the session)."""
-        return self.res.activity.column("match").to_numpy(zero_copy_only=False) == "claim"
+        """The claimed id is among the candidates (then the claim chose the session; for a service's
+        call placed through its credentials, ``match`` says ``credentials`` and the chosen session is
+        the claimed one)."""
+        act = self.res.activity
+        match = act.column("match").to_numpy(zero_copy_only=False)
+        chose_claim = pc.fill_null(pc.equal(act.column("session_id"), act.column("claimed_session_id")), False)
+        return (match == "claim") | ((match == "credentials") & chose_claim.to_numpy(zero_copy_only=False))
 
     @cached_property
     def valid_ip(self) -> np.ndarray:
