@@ -677,11 +677,40 @@ class _Builder:
             # Athena writes a query's results with the session's credentials: placed through the
             # same key's use from the session's address shortly before (attributed to the session) ...
             t = self.rand_sec(a.start + 4 * _MIN, a.end - 2 * _MIN)
-            self.session_write(a, t - self.rng.randint(30, 120) * _SEC, True, self.attributed(a), "single_window")
+            self.start_query(t - self.rng.randint(30, 120) * _SEC, a)
             self.athena_write(t, a.sid, a.key_id, self.attributed(a))
             # ... and with credentials whose use CloudTrail shows from no fleet address: via_service
             t = self.rand_sec(a.start + 2 * _MIN, a.end - 2 * _MIN)
             self.athena_write(t, a.sid, self.access_key(), ExpectedWrite(VIA_SERVICE, None, None))
+
+    def start_query(self, t: int, s: _Session) -> None:
+        """The session's Athena ``StartQueryExecution`` (a management event, from the instance's
+        address through an interface endpoint, signed with the session's key): the call whose results
+        Athena then writes with that key."""
+        rec = {
+            "eventVersion": self.event_version(),
+            "userIdentity": self.fleet_identity(s.sid, s.key_id, min(s.start + 30 * _SEC, t - 5 * _SEC)),
+            "eventTime": _iso(t),
+            "eventSource": "athena.amazonaws.com",
+            "eventName": "StartQueryExecution",
+            "awsRegion": self.t.region,
+            "sourceIPAddress": s.ip,
+            "userAgent": "aws-cli/2.15.0 md/command#athena.start-query-execution",
+            "requestParameters": {"queryString": "SELECT * FROM cohort LIMIT 1000",
+                                  "clientRequestToken": self.uuid4(), "workGroup": "primary",
+                                  "resultConfiguration": {"outputLocation": "s3://analytics-results/athena/"}},
+            "responseElements": {"queryExecutionId": self.uuid4()},
+            "requestID": self.uuid4(),
+            "eventID": self.uuid4(),
+            "readOnly": False,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": self.t.account,
+            "eventCategory": "Management",
+            "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                           "clientProvidedHostHeader": f"athena.{self.t.region}.amazonaws.com"},
+        }
+        self.add(t, rec)
 
     def athena_write(self, t: int, name: str, key_id: str, expected: ExpectedWrite) -> None:
         eid = self.fleet_write(t, "athena.amazonaws.com", name, key_id, expected, "invoked_by_service",

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from auditcorr.config import Config
-from auditcorr.ingest.cloudtrail import NOT_A_RECORD
+from auditcorr.ingest.cloudtrail import NOT_A_RECORD, SERVICE_STARTS
 from auditcorr_cli.main import run_ingest
 from tests.hardening.util import by_event, new_pipe, quarantined
 
@@ -41,6 +41,8 @@ def kind(rec: dict[str, Any]) -> str:
         return "write"
     if src in ("sts.amazonaws.com", "signin.amazonaws.com") and name in CFG.logon_events:
         return "logon"
+    if (src, name) in SERVICE_STARTS:
+        return "service start"  # kept in credential_uses (panther-analysis has a real StartQueryExecution)
     if not (isinstance(src, str) and isinstance(name, str) and isinstance(rec.get("eventTime"), str)):
         return "not cloudtrail"  # e.g. Logstash's @timestamp instead of eventTime: rejected, not skipped
     return "other"
@@ -74,14 +76,16 @@ def test_every_public_record_is_accounted_for(ingested):
         out = by_file[path]
         assert out.records_in == len(recs), path.name
         kinds = Counter(kind(r) for r in recs)
-        # everything that is neither an S3 write nor a logon is skipped, and only that
+        # everything that is neither an S3 write, a logon nor a service start is skipped, and only that
         assert out.skipped == kinds["other"], path.name
-        expected = kinds["write"] + kinds["logon"] + kinds["not cloudtrail"]
+        expected = kinds["write"] + kinds["logon"] + kinds["service start"] + kinds["not cloudtrail"]
         assert out.written + out.duplicates + out.rejected == expected, path.name
         assert out.reasons[NOT_A_RECORD] == kinds["not cloudtrail"], path.name
-        total.update(records=len(recs), written=out.written, rejected=out.rejected)
+        total.update({"records": len(recs), "written": out.written, "rejected": out.rejected,
+                      "service start": kinds["service start"]})
     assert total["records"] == 852  # 310 + 437 + 2 + 103
     assert total["written"] > 0
+    assert total["service start"] == 1  # the one real StartQueryExecution sample
 
 
 def test_rejections_are_only_the_known_malformed_shapes(ingested):

@@ -69,6 +69,32 @@ def test_the_logon_shown_is_the_one_in_the_sessions_own_account(pipe, lake):
     assert (row["user_id"], row["logon_event_id"]) == ("alice@example.com", "logon-own")
 
 
+def test_athena_results_are_attributed_through_the_query_start_from_the_session(pipe, lake):
+    """Athena writes a query's results with the caller's key (invokedBy athena, source a service
+    name); the caller's StartQueryExecution came from the session's address with that key: the
+    results are the session's user's. Every record is accounted for."""
+    from tests.unit.test_parsers import start_query
+
+    key = "ASIAQUERYKEY0000001"
+    results = put(T0 + 6 * 60 * S, "athena.amazonaws.com", key="athena-results/q-1.csv",
+                  bucket="analytics-results")
+    results["userIdentity"].update({"accessKeyId": key, "invokedBy": "athena.amazonaws.com"})
+    other = put(T0 + 7 * 60 * S, "athena.amazonaws.com", key="athena-results/q-2.csv", bucket="analytics-results")
+    other["userIdentity"].update({"accessKeyId": "ASIANOSTARTSEEN0001", "invokedBy": "athena.amazonaws.com"})
+    summary = pipe.ingest_object(ct_name(1), trail([start_query(T0 + 5 * 60 * S, IP, key), results, other]))
+    assert (summary.records_in, summary.written, summary.skipped) == (3, 3, 0)
+    assert lake.read("credential_uses").column("access_key_id").to_pylist() == [key]
+    pipe.ingest_object(report_name("2026-03-02"), report_csv([session_row(sid(1), "alice@example.com", IP, T0,
+                                                                          T0 + H)]))
+    pipe.ingest_object(report_name(next_day("2026-03-02")), report_csv([]))
+    act = activity(lake)
+    got = act["athena-results/q-1.csv"]
+    assert (got["status"], got["match"], got["user_id"], got["source_ip"]) == (
+        "attributed", "credentials", "alice@example.com", "athena.amazonaws.com")
+    assert (act["athena-results/q-2.csv"]["status"], act["athena-results/q-2.csv"]["user_id"]) == ("via_service", None)
+    assert alerts(lake) == {}
+
+
 @pytest.mark.parametrize(
     ("offset", "status"),
     [

@@ -277,3 +277,27 @@ def test_a_placed_service_call_is_judged_by_its_claim_like_any_fleet_write():
                      pa.array([None, A, B, C], pa.string()))
     res = run(w, s, known={A, B})
     assert rules_raised(res) == [("session_id_mismatch", "ev-2"), ("unknown_session_id", "ev-3")]
+
+
+def test_a_service_call_is_placed_by_the_call_that_started_it():
+    """Athena's results, written with bob's session key (invokedBy athena): the session wrote nothing
+    to S3 with that key, but its StartQueryExecution came from 10.40.0.6 a minute before (a
+    ``credential_uses`` row): placed there, bob's session.  A start call from outside the fleet, or by
+    another role, places nothing."""
+    s = sessions((A, "alice", "10.40.0.5", T0, T0 + 60 * MIN), (B, "bob", "10.40.0.6", T0, T0 + 60 * MIN))
+    w = service_writes((T0 + 12 * MIN, ATHENA, "ASIAKEYB", ATHENA), (T0 + 12 * MIN, ATHENA, "ASIAKEYC", ATHENA),
+                       (T0 + 12 * MIN, ATHENA, "ASIAKEYD", ATHENA))
+    starts = service_writes((T0 + 11 * MIN, "10.40.0.6", "ASIAKEYB", None),
+                            (T0 + 11 * MIN, "198.51.100.9", "ASIAKEYC", None),
+                            (T0 + 11 * MIN, "10.40.0.5", "ASIAKEYD", None))
+    starts = starts.set_column(starts.schema.get_field_index("event_name"), "event_name",
+                               pa.array(["StartQueryExecution"] * 3))
+    starts = starts.set_column(starts.schema.get_field_index("role_arn"), "role_arn",
+                               pa.array([ROLE, ROLE, "arn:aws:iam::111122223333:role/Other"]))
+    cfg = Config(roles=(ROLE,), tolerance_seconds=TOL // 1000)
+    res = attribute(w, s, NO_LOGONS, cfg, ALL_IN, now_ms=T0, credential_uses=starts)
+    got = [(r["status"], r["match"], r["user_id"]) for r in res.activity.to_pylist()]
+    assert got == [("attributed", "credentials", "bob"), ("via_service", None, None), ("via_service", None, None)]
+    # without the start calls: nothing places them
+    plain = attribute(w, s, NO_LOGONS, cfg, ALL_IN, now_ms=T0)
+    assert plain.activity.column("status").to_pylist() == ["via_service"] * 3

@@ -110,13 +110,23 @@ def test_report_date_from_path(path, day):
 def _generic(body: bytes):
     from auditcorr.counts import FileOutcome
     from auditcorr.ingest import cloudtrail as ct
-    from auditcorr.schemas import LOGONS, S3_WRITES
+    from auditcorr.schemas import CREDENTIAL_USES, LOGONS, S3_WRITES
 
     out = FileOutcome(source="x", kind="cloudtrail")
     recs = ct.load_records(body)
     out.records_in = len(recs)
-    w, lg = ct._extract(recs, "x", CFG, out)
-    return ct._to_table(w, S3_WRITES, out), ct._to_table(lg, LOGONS, out), out
+    w, lg, u = ct._extract(recs, "x", CFG, out)
+    return ct._to_table(w, S3_WRITES, out), ct._to_table(lg, LOGONS, out), out, ct._to_table(u, CREDENTIAL_USES, out)
+
+
+def start_query(at, ip: str, key_id: str, event_id: str | None = None) -> dict:
+    """An Athena ``StartQueryExecution`` by the fleet role (the call that hands its key to Athena)."""
+    rec = put(at, ip, event_id=event_id)
+    rec.update({"eventSource": "athena.amazonaws.com", "eventName": "StartQueryExecution",
+                "requestParameters": {"queryString": "SELECT 1", "workGroup": "primary"},
+                "responseElements": {"queryExecutionId": "q-1"}, "resources": None, "readOnly": False})
+    rec["userIdentity"]["accessKeyId"] = key_id
+    return rec
 
 
 def test_fast_and_generic_paths_agree():
@@ -127,14 +137,20 @@ def test_fast_and_generic_paths_agree():
     recs += [saml_logon(T0, "bob@example.com"), put(T0, "10.40.0.1", event_id=recs[0]["eventID"])]
     recs.append({"eventSource": "s3.amazonaws.com", "eventName": "PutObject", "eventTime": "2026-03-02T08:00:00Z",
                  "userIdentity": {"type": "AssumedRole"}})  # no eventID
+    recs += [start_query(T0, "10.40.0.9", "ASIASTARTKEY0000001", event_id="sq-1"),
+             start_query(T0, "10.40.0.9", "ASIASTARTKEY0000001", event_id="sq-1")]  # twice: a duplicate
     body = orjson.dumps({"Records": recs})
     from auditcorr.ingest.cloudtrail_fast import decode_typed
 
     assert decode_typed(body) is not None  # the fast path really is taken
     fast = parse_cloudtrail(body, "x", CFG)
-    gw, gl, go = _generic(body)
+    gw, gl, go, gu = _generic(body)
     assert fast.writes.equals(gw)
     assert fast.logons.equals(gl)
+    assert fast.credential_uses.equals(gu)
+    assert fast.credential_uses.select(["event_id", "event_name", "source_ip", "access_key_id", "bucket"]).to_pylist() \
+        == [{"event_id": "sq-1", "event_name": "StartQueryExecution", "source_ip": "10.40.0.9",
+             "access_key_id": "ASIASTARTKEY0000001", "bucket": None}]
     assert (fast.outcome.records_in, fast.outcome.duplicates, fast.outcome.skipped, fast.outcome.rejected) == (
         go.records_in, go.duplicates, go.skipped, go.rejected)
 

@@ -161,6 +161,23 @@ S3_WRITES_TABLE = TableSpec(
     sort_keys=("bucket", "key", "event_time"),
 )
 
+CREDENTIAL_USES_TABLE = TableSpec(
+    name="credential_uses",
+    version=1,
+    title="CloudTrail calls that start a service's work with the caller's credentials (StartQueryExecution)",
+    description="Calls that hand a principal's credentials to a service which then acts for it (Athena's "
+                "`StartQueryExecution`: the query's results are written by Athena with the caller's access "
+                "key, `invokedBy` athena.amazonaws.com), one row per `eventID`, with the columns of "
+                "`s3_writes` (`bucket`, `key`, `request_parameters` and `additional_event_data` empty: a "
+                "query's text is not kept). The join places such a service's writes at the "
+                "fleet address the same access key was used from (`attributed_activity.match` = "
+                "`credentials`).",
+    partition="the event's UTC date",
+    columns=S3_WRITES_TABLE.columns,
+    key=("event_id",),
+    sort_keys=("access_key_id", "event_time"),
+)
+
 LOGONS_TABLE = TableSpec(
     name="logons",
     version=2,
@@ -480,12 +497,14 @@ EVENT_ID_CONFLICTS_TABLE = TableSpec(
 
 #: every output table, in the order of the docs and the template
 CATALOG: dict[str, TableSpec] = {t.name: t for t in (
-    S3_WRITES_TABLE, LOGONS_TABLE, SESSIONS_TABLE, APPLICATIONS_TABLE, ATTRIBUTED_ACTIVITY_TABLE, ALERTS_TABLE,
-    FINDINGS_TABLE, LIVE_SESSIONS_TABLE, LIVE_POLLS_TABLE, LOG_FILE_INTEGRITY_TABLE, EVENT_ID_CONFLICTS_TABLE)}
+    S3_WRITES_TABLE, CREDENTIAL_USES_TABLE, LOGONS_TABLE, SESSIONS_TABLE, APPLICATIONS_TABLE,
+    ATTRIBUTED_ACTIVITY_TABLE, ALERTS_TABLE, FINDINGS_TABLE, LIVE_SESSIONS_TABLE, LIVE_POLLS_TABLE,
+    LOG_FILE_INTEGRITY_TABLE, EVENT_ID_CONFLICTS_TABLE)}
 
 # -- derived views of the catalog (the names the rest of the code imports) ------------------------
 TABLES: dict[str, pa.Schema] = {name: t.schema for name, t in CATALOG.items()}
 S3_WRITES = S3_WRITES_TABLE.schema
+CREDENTIAL_USES = CREDENTIAL_USES_TABLE.schema
 LOGONS = LOGONS_TABLE.schema
 SESSIONS = SESSIONS_TABLE.schema
 APPLICATIONS = APPLICATIONS_TABLE.schema

@@ -1,6 +1,7 @@
 """What the join reads from the lake for a set of write days: the sessions that could explain them
 (reports, then live observations no report knows yet), the logons before them, whether the live view
-was fresh, which days' reports are in, and which claimed ids exist anywhere."""
+was fresh, which days' reports are in, which claimed ids exist anywhere, and the calls that handed
+credentials to a service."""
 
 from __future__ import annotations
 
@@ -68,6 +69,13 @@ class AttributionInputs:
         """The logons that could open a session explaining writes on ``days``."""
         back = math.ceil((self.config.max_session_hours + self.config.logon_window_hours) / 24) + 2
         return self.lake.read("logons", {day_string(d + k) for d in days for k in range(-back, 2)})
+
+    def credential_uses(self, days: list[int]) -> pa.Table:
+        """The calls that started a service's work (``credential_uses``) that could place a service's
+        writes on ``days``: the same days and the one before (within ``max_session_hours``)."""
+        back = math.ceil(self.config.max_session_hours / 24)
+        uses = self.lake.read("credential_uses", {day_string(d + k) for d in days for k in range(-back, 1)})
+        return uses.drop_columns(["dt"]) if "dt" in uses.column_names else uses
 
     def coverage(self) -> Coverage:
         """Which reports are in and how far each scope's data has come (``auditcorr.completeness``)."""

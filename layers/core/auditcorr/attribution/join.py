@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from ..arrow import epoch_ms, masked_take, one_array
 from ..config import Config
-from ..schemas import ATTRIBUTED_ACTIVITY, TS, conform
+from ..schemas import ATTRIBUTED_ACTIVITY, S3_WRITES, TS, conform
 from .addresses import in_networks, normalise_ips, through_credentials
 from .candidates import candidate_pairs_coded, equal_pairs
 from .claims import extract_claims
@@ -220,6 +220,57 @@ def claims_known_elsewhere(claims: pa.Array, in_fleet: np.ndarray, cand: Candida
     return unresolved & hit.to_numpy(zero_copy_only=False)
 
 
+def place_service_calls(writes: pa.Table, service: np.ndarray, ips: pa.Array, ip_code: np.ndarray,
+                        in_fleet: np.ndarray, via_nat: np.ndarray, scopes: Scopes, scope_keys: pa.Array,
+                        scope_code: np.ndarray, event_ms: np.ndarray, uses: pa.Table | None,
+                        config: Config) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Writes a service made with the principal's credentials (``service``) placed at the fleet
+    address the same access key was used from (:func:`~.addresses.through_credentials`): by the
+    writes themselves or by ``uses``, the calls that started the service's work (Athena's
+    ``StartQueryExecution`` from the session's instance).  Returns (addresses, per write its address
+    code, in the fleet, via NAT, placed); a placed write is a fleet write from then on."""
+    n = len(service)
+    placed = np.zeros(n, dtype=bool)
+    if not service.any():
+        return ips, ip_code, in_fleet, via_nat, placed
+    keys = one_array(writes.column("access_key_id"))
+    all_ips, all_code, all_fleet, all_scope, all_ms = ips, ip_code, in_fleet, scope_code, event_ms
+    uses = in_scope(conform(uses, S3_WRITES), config) if uses is not None and uses.num_rows else None
+    if uses is not None and uses.num_rows:
+        m = uses.num_rows
+        u_ips, u_code = normalise_ips(one_array(uses.column("source_ip")))
+        u_keys, u_scope, u_group = scopes.keys(scopes.write_accounts(uses),
+                                               one_array(uses.column("aws_region")).cast(pa.string()))
+        u_fleet, _ = fleet_membership(scopes, u_group, u_ips, u_code)
+        # the uses' scopes and addresses in the writes' numbering (new addresses appended)
+        u_scope = _renumber(u_scope, pc.index_in(u_keys, value_set=scope_keys))
+        extra = pc.filter(u_ips, pc.invert(pc.is_in(u_ips, value_set=ips)))
+        all_ips = pa.concat_arrays([ips, extra.cast(ips.type)]) if len(extra) else ips
+        u_code = _renumber(u_code, pc.index_in(u_ips, value_set=all_ips))
+        keys = pa.concat_arrays([keys, one_array(uses.column("access_key_id")).cast(pa.string())])
+        all_code = np.concatenate([ip_code, u_code])
+        all_fleet = np.concatenate([in_fleet, u_fleet & (u_scope >= 0)])
+        all_scope = np.concatenate([scope_code, u_scope])
+        all_ms = np.concatenate([event_ms, epoch_ms(uses.column("event_time"))])
+        service = np.concatenate([service, np.zeros(m, dtype=bool)])
+    placed_from = through_credentials(service, all_fleet, keys, all_scope, all_ms,
+                                      int(config.max_session_hours * 3_600_000))[:n]
+    placed = placed_from >= 0
+    if not placed.any():
+        return ips, ip_code, in_fleet, via_nat, placed
+    ip_code, in_fleet, via_nat = ip_code.copy(), in_fleet.copy(), via_nat.copy()
+    ip_code[placed] = all_code[placed_from[placed]]
+    in_fleet[placed], via_nat[placed] = True, False
+    return all_ips, ip_code, in_fleet, via_nat, placed
+
+
+def _renumber(code: np.ndarray, new_of_old: pa.Array) -> np.ndarray:
+    """Codes into one array -> codes into another (``new_of_old``: per old position its new one, null:
+    none); -1 stays -1."""
+    table = np.append(pc.fill_null(new_of_old, -1).to_numpy(zero_copy_only=False).astype(np.int64), -1)
+    return table[np.where(code >= 0, code, len(table) - 1)]
+
+
 def logons_of_chosen(chosen: np.ndarray, sessions: pa.Table, logons: pa.Table,
                      config: Config) -> tuple[pa.Array, pa.Array, pa.Array]:
     """(logon event id, time, source ip) per write, through its chosen session.  The logon depends
@@ -244,13 +295,16 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
               coverage: Coverage, now_ms: int,
               known_session: Callable[[list[str]], set[str]] | None = None,
               session_source: pa.Array | None = None,
-              live_fresh: Callable[[np.ndarray], np.ndarray] | None = None) -> AttributionResult:
+              live_fresh: Callable[[np.ndarray], np.ndarray] | None = None,
+              credential_uses: pa.Table | None = None) -> AttributionResult:
     """Attribute in-scope ``writes`` (S3_WRITES rows).  Out-of-scope writes are dropped.
 
     ``sessions`` holds every session that could explain these writes (SESSION_COLS at least);
     ``known_session(ids)`` answers which claimed ids exist anywhere (default: in ``sessions``);
     ``session_source`` labels each session row ``report`` or ``live``; ``live_fresh(event_ms)`` tells
-    for which events the live AppStream view was fresh enough to call a claimed id unknown.
+    for which events the live AppStream view was fresh enough to call a claimed id unknown;
+    ``credential_uses`` (CREDENTIAL_USES rows) are calls that handed credentials to a service, used
+    with the writes themselves to place a service's writes (:func:`place_service_calls`).
     """
     writes = in_scope(writes, config)
     n = writes.num_rows
@@ -266,14 +320,9 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
         if n and "invoked_by" in writes.column_names else np.zeros(n, dtype=bool)
     # a service's call with the principal's credentials is placed where those credentials were used
     service = (ip_code < 0) & invoked_by
-    keys = writes.column("access_key_id") if n else pa.array([], pa.string())
-    placed_from = through_credentials(service, in_fleet, keys, scope_code, event_ms,
-                                      int(config.max_session_hours * 3_600_000))
-    placed = placed_from >= 0
-    if placed.any():
-        ip_code, in_fleet, via_nat = ip_code.copy(), in_fleet.copy(), via_nat.copy()
-        ip_code[placed] = ip_code[placed_from[placed]]
-        in_fleet[placed], via_nat[placed] = True, False
+    ips, ip_code, in_fleet, via_nat, placed = place_service_calls(
+        writes, service, ips, ip_code, in_fleet, via_nat, scopes, scope_keys, scope_code, event_ms,
+        credential_uses, config)
     claims = extract_claims(writes, config, logons)
     if sessions.num_rows and "session_source" not in sessions.column_names:
         labels = session_source if session_source is not None else pa.array(["report"] * sessions.num_rows)

@@ -13,7 +13,7 @@ record no strict JSON parser reads (``NaN``, ``1e400``, a lone surrogate, deep n
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -23,7 +23,7 @@ from ..config import Config
 from ..conflicts import note_in_object, record_hash
 from ..counts import FileOutcome
 from ..integrity.gzipstream import GzipHash, PendingHash, inflate_hash_later
-from ..schemas import LOGONS, S3_WRITES, conform
+from ..schemas import CREDENTIAL_USES, LOGONS, S3_WRITES, conform
 from ..timeparse import parse_column
 from .inflate import DEFAULT_MAX_INFLATED, TooLarge, inflate
 from .jsonsplit import NESTED_TOO_DEEPLY, NOT_JSON, BadRecord, load_one, split_records
@@ -31,6 +31,9 @@ from .plausible import reject_implausible
 
 S3_SOURCE = "s3.amazonaws.com"
 LOGON_SOURCES = ("sts.amazonaws.com", "signin.amazonaws.com")
+#: (eventSource, eventName) of the calls that hand the caller's credentials to a service which then
+#: writes for it (``credential_uses``): Athena writes a query's results with the caller's access key
+SERVICE_STARTS = frozenset({("athena.amazonaws.com", "StartQueryExecution")})
 
 
 class UnreadableObject(ValueError):
@@ -52,8 +55,12 @@ class ParsedCloudTrail:
     #: SHA-256 of the uncompressed content as CloudTrail hashes it (first gzip member), with the gzip
     #: outcome; computed while inflating for the parse (integrity validation, ADR 0007)
     log_hash: GzipHash | None = None
+    #: calls that start a service's work with the caller's credentials (``SERVICE_STARTS``)
+    credential_uses: pa.Table = field(default_factory=CREDENTIAL_USES.empty_table)
 
 
+#: why a CloudTrail record of another kind is skipped
+NOT_KEPT = "not an S3 write or logon event"
 #: a record that is not a CloudTrail record (counted as rejected, never as a skipped event)
 NOT_A_RECORD = "not a CloudTrail record (no eventName, eventSource and eventTime strings)"
 
@@ -331,10 +338,11 @@ def parse_cloudtrail(data: bytes, source: str, config: Config, *, max_inflated: 
         outcome.note = "digest file (recognised by its content): not an event log, skipped"
         return ParsedCloudTrail(S3_WRITES.empty_table(), LOGONS.empty_table(), outcome, log_hash)
     outcome.records_in = len(records)
-    w_rows, l_rows = _extract(records, source, config, outcome)
+    w_rows, l_rows, u_rows = _extract(records, source, config, outcome)
     writes = _to_table(w_rows, S3_WRITES, outcome, now_ms)
     logons = _to_table(l_rows, LOGONS, outcome, now_ms)
-    return ParsedCloudTrail(writes, logons, outcome, log_hash)
+    uses = _to_table(u_rows, CREDENTIAL_USES, outcome, now_ms)
+    return ParsedCloudTrail(writes, logons, outcome, log_hash, uses)
 
 
 def _parse_fast(body: bytes, source: str, config: Config, now_ms: int | None = None) -> ParsedCloudTrail | None:
@@ -350,10 +358,11 @@ def _parse_fast(body: bytes, source: str, config: Config, now_ms: int | None = N
         res = parse_typed(typed, source, config, outcome)
         if res is None:
             return None
-        writes, _, logon_dicts = res
-        _, l_rows = _extract(logon_dicts, source, config, outcome, count_in=False)
+        writes, uses, logon_dicts = res
+        _, l_rows, _ = _extract(logon_dicts, source, config, outcome, count_in=False)
         writes = reject_implausible(writes, source, outcome, now_ms)
-        return ParsedCloudTrail(writes, _to_table(l_rows, LOGONS, outcome, now_ms), outcome)
+        uses = reject_implausible(uses, source, outcome, now_ms)
+        return ParsedCloudTrail(writes, _to_table(l_rows, LOGONS, outcome, now_ms), outcome, None, uses)
     except (ValueError, TypeError, RecursionError):
         # invalid UTF-8 (msgspec raises UnicodeDecodeError), a blob orjson cannot re-read or
         # re-serialise (TypeError past 255 levels), nesting past the decoder's recursion limit:
@@ -362,12 +371,14 @@ def _parse_fast(body: bytes, source: str, config: Config, now_ms: int | None = N
 
 
 def _extract(records: list[Any], source: str, config: Config, outcome: FileOutcome,
-             count_in: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Generic, record-by-record extraction: every record written, duplicate, skipped or rejected."""
+             count_in: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Generic, record-by-record extraction: every record written, duplicate, skipped or rejected.
+    Rows of ``s3_writes``, ``logons`` and ``credential_uses``."""
     write_events = frozenset(config.write_events)
     logon_events = frozenset(config.logon_events)
     w_rows: list[dict[str, Any]] = []
     l_rows: list[dict[str, Any]] = []
+    u_rows: list[dict[str, Any]] = []
     seen: dict[str, dict[str, Any]] = {}  # each id's first copy: a later differing copy is a conflict
     for rec in records:
         if isinstance(rec, BadRecord):
@@ -382,11 +393,13 @@ def _extract(records: list[Any], source: str, config: Config, outcome: FileOutco
             target = w_rows
         elif name in logon_events and src in LOGON_SOURCES:
             target = l_rows
+        elif (src, name) in SERVICE_STARTS:
+            target = u_rows
         elif not (isinstance(name, str) and isinstance(src, str) and isinstance(rec.get("eventTime"), str)):
             outcome.reject(NOT_A_RECORD)
             continue
         else:
-            outcome.skip("not an S3 write or logon event")
+            outcome.skip(NOT_KEPT)
             continue
         eid = rec.get("eventID")
         if not isinstance(eid, str) or not eid:
@@ -402,7 +415,8 @@ def _extract(records: list[Any], source: str, config: Config, outcome: FileOutco
         if first is not None:
             outcome.duplicates += 1
             if first != rec and (kept := record_hash(first)) != (other := record_hash(rec)):
-                note_in_object(outcome, "s3_writes" if target is w_rows else "logons", eid, kept, other)
+                table = "s3_writes" if target is w_rows else "logons" if target is l_rows else "credential_uses"
+                note_in_object(outcome, table, eid, kept, other)
             continue
         seen[eid] = rec
         base = {
@@ -418,25 +432,26 @@ def _extract(records: list[Any], source: str, config: Config, outcome: FileOutco
             "source_object": source,
         }
         try:
-            if target is w_rows:
-                bucket, key = _bucket_key(rec)
+            if target is not l_rows:
+                bucket, key = _bucket_key(rec) if target is w_rows else (None, None)
                 base.update(_principal(rec))
                 base["bucket"] = bucket
                 base["key"] = key
                 base["vpc_endpoint_id"] = _s(rec.get("vpcEndpointId"))
                 base["vpc_endpoint_account_id"] = _s(rec.get("vpcEndpointAccountId"))
                 base["invoked_by"] = _s(_obj(rec.get("userIdentity")).get("invokedBy"))
-                rp = dict(rec["requestParameters"]) if isinstance(rec.get("requestParameters"), dict) else None
-                base["request_parameters"] = _json(rp)
-                base["additional_event_data"] = _json(rec.get("additionalEventData"))
+                if target is w_rows:  # a service start's request (a query's text) is not kept
+                    rp = dict(rec["requestParameters"]) if isinstance(rec.get("requestParameters"), dict) else None
+                    base["request_parameters"] = _json(rp)
+                    base["additional_event_data"] = _json(rec.get("additionalEventData"))
             else:
-                base.update(_logon_fields(rec, name))
+                base.update(_logon_fields(rec, str(name)))
         except _Unstorable as exc:
             seen.pop(eid, None)  # a later, storable copy of the id is not a duplicate of nothing
             outcome.reject(str(exc))
             continue
         target.append(base)
-    return w_rows, l_rows
+    return w_rows, l_rows, u_rows
 
 
 def _to_table(rows: list[dict[str, Any]], schema: pa.Schema, outcome: FileOutcome,

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from ..config import Config
 from ..counts import FileOutcome
-from ..schemas import LOGONS, S3_WRITES, conform
+from ..schemas import CREDENTIAL_USES, S3_WRITES, conform
 from ..timeparse import parse_column
 
 _RAW_NONE = msgspec.Raw(b"null")
@@ -151,9 +151,9 @@ def split_typed(text: bytes) -> list[msgspec.Raw] | None:
 
 def parse_typed(records: list[msgspec.Raw], source: str, config: Config,
                 outcome: FileOutcome) -> tuple[pa.Table, pa.Table, list[dict[str, Any]]] | None:
-    """Build the writes table from the records' raw spans (:func:`split_typed`); logon records go
-    back as dicts for the generic extractor (they are few).  Returns None if anything needs the
-    generic path.
+    """Build the writes table and the credential uses table from the records' raw spans
+    (:func:`split_typed`); logon records go back as dicts for the generic extractor (they are few).
+    Returns None if anything needs the generic path.
 
     Memory: each record is decoded into its typed struct only when its turn comes, and the struct
     is dropped once its row is built; every ``_CHUNK`` rows become Arrow columns (the row tuples and
@@ -161,7 +161,7 @@ def parse_typed(records: list[msgspec.Raw], source: str, config: Config,
     nor beside its columns (docs/reliability.md, "Memory"); decoding the whole file into structs
     first cost 1.3 MB per MB of JSON more at the peak, for no gain in speed."""
     from ..conflicts import note_in_object, raw_record_hash
-    from .cloudtrail import LOGON_SOURCES, S3_SOURCE
+    from .cloudtrail import LOGON_SOURCES, NOT_KEPT, S3_SOURCE, SERVICE_STARTS
 
     write_events = frozenset(config.write_events)
     logon_events = frozenset(config.logon_events)
@@ -169,6 +169,7 @@ def parse_typed(records: list[msgspec.Raw], source: str, config: Config,
     seen: dict[str, msgspec.Raw] = {}  # each id's first copy: a later differing copy is a conflict
     rows: list[tuple[Any, ...]] = []
     add = rows.append
+    use_rows: list[tuple[Any, ...]] = []  # credential_uses: few, built at the end
     chunks: list[list[pa.Array]] = []  # the columns of every _CHUNK rows already built
     logon_dicts: list[dict[str, Any]] = []
     loads, dumps, sort_keys = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
@@ -180,7 +181,8 @@ def parse_typed(records: list[msgspec.Raw], source: str, config: Config,
             return None  # a record the typed decoder refuses: the generic path accounts for it
         name, src = r.eventName, r.eventSource
         is_write = src == S3_SOURCE and name in write_events
-        if not is_write:
+        is_use = not is_write and (src, name) in SERVICE_STARTS
+        if not (is_write or is_use):
             if name in logon_events and src in LOGON_SOURCES:
                 logon_dicts.append(_as_dict(r))
             elif name is None or src is None or r.eventTime is None:
@@ -188,7 +190,7 @@ def parse_typed(records: list[msgspec.Raw], source: str, config: Config,
                 # path expands documents and rejects the rest with the reason, never skips them
                 return None
             else:
-                outcome.skip("not an S3 write or logon event")
+                outcome.skip(NOT_KEPT)
             continue
         eid = r.eventID
         if not eid:
@@ -207,9 +209,16 @@ def parse_typed(records: list[msgspec.Raw], source: str, config: Config,
             if bytes(first) != bytes(raw):
                 kept, other = raw_record_hash(bytes(first)), raw_record_hash(bytes(raw))
                 if kept != other:
-                    note_in_object(outcome, "s3_writes", eid, kept, other)
+                    note_in_object(outcome, "credential_uses" if is_use else "s3_writes", eid, kept, other)
             continue
         seen[eid] = raw
+        if is_use:  # who called, from where, with which key: the request itself is not kept
+            role_arn, session, source_identity = _role(ident)
+            use_rows.append((eid, r.eventTime, name, src, r.awsRegion, r.recipientAccountId, None, None,
+                             r.sourceIPAddress, r.vpcEndpointId, ident.type, ident.arn, ident.principalId,
+                             ident.accountId, role_arn, session, source_identity, ident.accessKeyId, r.userAgent,
+                             r.errorCode, None, None, r.vpcEndpointAccountId, ident.invokedBy))
+            continue
         rp = bytes(r.requestParameters)
         bucket = key = rp_json = None
         if rp not in (b"null", b""):
@@ -242,8 +251,16 @@ def parse_typed(records: list[msgspec.Raw], source: str, config: Config,
     if rows:
         chunks.append([pa.array(col, pa.string()) for col in zip(*rows, strict=True)])
         rows.clear()
+    uses = _table([[pa.array(col, pa.string()) for col in zip(*use_rows, strict=True)]] if use_rows else [],
+                  source, CREDENTIAL_USES, outcome)
+    return _table(chunks, source, S3_WRITES, outcome), uses, logon_dicts
+
+
+def _table(chunks: list[list[pa.Array]], source: str, schema: pa.Schema, outcome: FileOutcome) -> pa.Table:
+    """The rows built (column chunks in ``_ROW_FIELDS`` order) as a ``schema`` table; rows whose time
+    does not parse are rejected."""
     if not chunks:
-        return S3_WRITES.empty_table(), LOGONS.empty_table(), logon_dicts
+        return schema.empty_table()
     cols = {k: pa.chunked_array([c[i] for c in chunks], pa.string()) if len(chunks) > 1 else chunks[0][i]
             for i, k in enumerate(_ROW_FIELDS)}
     del chunks
@@ -252,13 +269,13 @@ def parse_typed(records: list[msgspec.Raw], source: str, config: Config,
     arrays: dict[str, Any] = dict(cols)
     arrays["source_object"] = pa.array([source] * n, pa.string())
     arrays["event_time"] = times
-    table = conform(pa.table(arrays), S3_WRITES)
+    table = conform(pa.table(arrays), schema)
     if bad:
         for _ in bad:
             outcome.reject("unparseable or zone-less eventTime")
         bad_set = set(bad)
         table = table.filter(pa.array([i not in bad_set for i in range(n)]))
-    return table, LOGONS.empty_table(), logon_dicts
+    return table
 
 
 #: rows turned into Arrow columns at a time (large enough that the per-chunk cost is nothing)

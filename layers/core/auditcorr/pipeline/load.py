@@ -176,7 +176,7 @@ def with_scope(table: str, rows: pa.Table, scopes: Scopes) -> tuple[pa.Table, pa
     key (``<account>|<region>``, for the data clocks)."""
     if rows.num_rows == 0:
         return rows, pa.array([], pa.string())
-    if table == "s3_writes":
+    if table in ("s3_writes", "credential_uses"):  # a call's address: the write scope rule
         account = scopes.write_accounts(rows)
     else:
         account = rows.column("recipient_account_id").combine_chunks()

@@ -159,8 +159,10 @@ class Pipeline:
         t0 = self.times.add("integrity", t0)
         writes, write_scopes = with_scope("s3_writes", parsed.writes, self.scopes)
         logons, logon_scopes = with_scope("logons", parsed.logons, self.scopes)
+        uses, _ = with_scope("credential_uses", parsed.credential_uses, self.scopes)
         new_writes = load_events(self.lake, self.columns, "s3_writes", writes, name, out)
         new_logons = load_events(self.lake, self.columns, "logons", logons, name, out)
+        new_uses = load_events(self.lake, self.columns, "credential_uses", uses, name, out)
         if out.conflicts:  # one id, two contents: kept first-wins, recorded for the auditor
             now = self.clock()
             self.lake.write_file("event_id_conflicts", day_string(now // DAY_MS), name,
@@ -185,7 +187,7 @@ class Pipeline:
         # compact only once this object's outputs all exist: until then a retry after a crash must
         # find its own rows under its own file name, or it would take them for duplicates and never
         # attribute them (tests/hardening/test_atomicity.py)
-        for table, rows in (("s3_writes", new_writes), ("logons", new_logons)):
+        for table, rows in (("s3_writes", new_writes), ("logons", new_logons), ("credential_uses", new_uses)):
             for dt in pc.unique(dt_column(rows.column("event_time"))).to_pylist() if rows.num_rows else []:
                 self.maybe_compact(table, dt)
         return out
@@ -282,7 +284,7 @@ class Pipeline:
         sessions, source = self.inputs.session_window(days)
         res = attribute(writes, sessions, self.inputs.logon_window(days), self.config, self.inputs.coverage(), now,
                         known_session=self.inputs.known_sessions, session_source=source,
-                        live_fresh=self.inputs.live_fresh(days))
+                        live_fresh=self.inputs.live_fresh(days), credential_uses=self.inputs.credential_uses(days))
         act = res.activity
         if replace_files:
             act = carry_previous(act, self.lake.read("attributed_activity", files=replace_files))
