@@ -249,7 +249,8 @@ def test_cli_ingest_reads_sidecars_and_who_shows_the_evidence(tmp_path, signer, 
     assert "evidence: log file MODIFIED (hash_mismatch)" in out
 
 
-@pytest.mark.parametrize("body", [b"", b"not gzip", gzip.compress(b"[1, 2]", mtime=0), gzip.compress(b"{}", mtime=0)[:-3]])
+@pytest.mark.parametrize("body", [b"", b"not gzip", gzip.compress(b"[1, 2]", mtime=0),
+                                  gzip.compress(b"{}", mtime=0)[:-3]])
 def test_a_digest_that_cannot_be_read_is_kept_and_flagged_never_raises(tmp_path, signer, clean, body):
     w = World(tmp_path, signer, clean)
     key = clean.digest_keys[1]
