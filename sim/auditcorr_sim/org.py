@@ -136,4 +136,9 @@ def run_org_demo(work: Any, seed: int, echo: Callable[[str], None]) -> None:
                        "('usage_report_missing', 'fleet_credentials_via_service') ORDER BY rule, event_time",
                        []).to_pylist():
         echo(f"alert {r['rule']} ({r['account_id']} {r['region']}): {r['title']}")
+    svc = eng.query("SELECT count(*) FILTER (WHERE match = 'credentials') AS placed, "
+                    "count(*) FILTER (WHERE status = 'via_service') AS unplaced FROM attributed_activity_latest "
+                    "WHERE source_ip = 'athena.amazonaws.com'", []).to_pylist()[0]
+    echo(f"Athena result writes (invokedBy, no address): {svc['placed']} placed at their session through the "
+         f"query's StartQueryExecution, {svc['unplaced']} via_service (key never seen from the fleet), no alert")
     eng.close()

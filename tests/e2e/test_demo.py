@@ -77,3 +77,11 @@ def test_the_demo_shows_attribution_alerts_who_and_a_query(tmp_path):
         assert int(attributed) > 50 and other == "0"
     assert sum(int(p) for *_, p, _ in lines) > 0  # the missing report's writes wait
     assert out.count("alert usage_report_missing (") == 1
+    # Athena's result writes: the printed counts are the lake's, some placed through the query's start
+    m = re.search(r"^Athena result writes \(invokedBy, no address\): (\d+) placed at their session through "
+                  r"the query's StartQueryExecution, (\d+) via_service", out, re.M)
+    assert m is not None
+    got = org.query("SELECT count(*) FILTER (WHERE match = 'credentials') AS p, count(*) FILTER (WHERE status = "
+                    "'via_service') AS v FROM attributed_activity_latest WHERE source_ip = 'athena.amazonaws.com'"
+                    ).to_pylist()[0]
+    assert (got["p"], got["v"]) == (int(m.group(1)), int(m.group(2))) and got["p"] > 0 and got["v"] > 0
