@@ -105,7 +105,9 @@ def finality(event_ms: np.ndarray, scope_code: np.ndarray, scope_keys: pa.Array,
     lo, hi = own - first_day, last_day - own
     span = int(max(lo.max(), hi.max())) + 1
     combo = (((np.maximum(scope_code, -1) + 1) << 24) + own) * span * span + lo * span + hi
-    uniq, inv = np.unique(combo, return_inverse=True)
+    enc = pc.dictionary_encode(pa.array(combo))  # hashing: no sort of the writes
+    uniq = enc.dictionary.to_numpy()
+    inv = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     final = np.zeros(len(uniq), dtype=bool)
     overdue = np.zeros(len(uniq), dtype=bool)
     for j, c in enumerate(uniq.tolist()):
@@ -150,16 +152,24 @@ def match_kinds(in_fleet: np.ndarray, cand: Candidates, via_nat: np.ndarray,
 
 def fleet_membership(scopes: Scopes, group: np.ndarray, ips: pa.Array,
                      ip_code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per write: (its address is in its scope's fleet subnets, in its scope's NAT egress)."""
-    n = len(group)
-    in_fleet, via_nat = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    for g, fleet in enumerate(scopes.groups):
-        rows = group == g
-        if rows.any():
-            in_fleet[rows] = np.append(in_networks(ips, fleet.cidrs), False)[ip_code[rows]]
-            if fleet.nat_cidrs:
-                via_nat[rows] = np.append(in_networks(ips, fleet.nat_cidrs), False)[ip_code[rows]]
-    return in_fleet, via_nat
+    """Per write: (its address is in its scope's fleet subnets, in its scope's NAT egress).
+
+    One gather over all writes: a membership row per distinct CIDR list (an organisation's groups
+    usually share one range) by address code, the row chosen by the write's group."""
+    def member(cidr_lists: list[tuple[str, ...]]) -> np.ndarray:
+        rows: dict[tuple[str, ...], int] = {(): 0}
+        table = [np.zeros(len(ips) + 1, dtype=bool)]  # row 0: no group, or no CIDRs; last column: not an address
+        of_group = np.zeros(len(cidr_lists) + 1, dtype=np.int64)  # last entry: a write of no group (-1)
+        for g, cidrs in enumerate(cidr_lists):
+            if cidrs not in rows:
+                rows[cidrs] = len(table)
+                table.append(np.append(in_networks(ips, cidrs), False))
+            of_group[g] = rows[cidrs]
+        return np.stack(table)[of_group[group], ip_code]
+
+    if len(group) == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    return member([f.cidrs for f in scopes.groups]), member([f.nat_cidrs for f in scopes.groups])
 
 
 def session_keys(sessions: pa.Table, scopes: Scopes) -> pa.Table:
