@@ -38,7 +38,10 @@ def build(root: Path) -> Lake:
                    event_id=f"44444444-0000-4000-8000-{i:012d}") for i in range(20)]
     spare = [f.put(sc.T0 + timedelta(minutes=31 * i), SPARE_IP, key=f"tmp/u-{i}.csv",
                    event_id=f"55555555-0000-4000-8000-{i:012d}") for i in range(4)]
-    pipe.ingest_object(f"s3://{sc.CLOUDTRAIL_BUCKET}/{f.ct_name(200)}", f.trail(burst + spare))
+    # fleet credentials used through a service nobody claims (an organisation rule, issue 15)
+    bypass = [f.put(sc.T0 + timedelta(minutes=45), "appstream.amazonaws.com", key="tmp/bypass.csv",
+                    event_id="66666666-0000-4000-8000-000000000001")]
+    pipe.ingest_object(f"s3://{sc.CLOUDTRAIL_BUCKET}/{f.ct_name(200)}", f.trail(burst + spare + bypass))
     pipe.ingest_object(f"s3://{sc.APPSTREAM_BUCKET}/{sc.SESSIONS_KEY}", sc.sessions_report())
     return lake
 
@@ -64,6 +67,8 @@ NEW_CONFIGS = {
         tolerance_seconds=600,
         suppressions=(Suppression(rule="*", principal="*AppStreamFleetRole*", reason="migration",
                                   expires_ms=int((sc.T0 + timedelta(minutes=60)).timestamp() * 1000)),)),
+    # the organisation's rules are replayed too, as the pipeline applies them
+    "an organisation rule disabled": Config(disabled_rules=("fleet_credentials_via_service",)),
     "the same configuration": Config(),
 }
 

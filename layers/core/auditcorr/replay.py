@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import findings, logon_check, rules
-from .attribution import DAY_MS, attribute
+from .attribution import DAY_MS
 from .attribution.inputs import AttributionInputs
 from .config import Config
 from .lake import Lake
@@ -103,14 +103,8 @@ def replay(lake: Lake, config: Config, now_ms: int, since_ms: int | None = None,
         if writes.num_rows == 0:
             continue
         n_writes += writes.num_rows
-        wdays = sorted({int(d) for d in np.unique(
-            writes.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False) // DAY_MS)})
-        sessions, source = inputs.session_window(wdays)
-        res = attribute(writes, sessions, inputs.logon_window(wdays), config, inputs.coverage(), now_ms,
-                        known_session=inputs.known_sessions, session_source=source,
-                        live_fresh=inputs.live_fresh(wdays))
-        merge(rules.write_alerts(res, config), res.activity.column("event_id").combine_chunks(),
-              list(rules.WRITE_RULES))
+        # the same attribution and the same signals as the pipeline (organisation rules included)
+        merge(*rules.attribution_signals(inputs.attribute(writes, now_ms), config))
         if progress is not None:
             progress(dt)
 

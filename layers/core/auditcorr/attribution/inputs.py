@@ -13,11 +13,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import live
+from ..arrow import epoch_ms
 from ..completeness import Completeness
 from ..config import Config
 from ..lake import Lake
 from ..timeparse import day_string
-from .model import SESSION_COLS, Coverage
+from .join import attribute
+from .model import DAY_MS, SESSION_COLS, AttributionResult, Coverage
 
 Clock = Callable[[], int]  # epoch milliseconds
 
@@ -27,6 +29,15 @@ class AttributionInputs:
         self.lake = lake
         self.config = config
         self.clock = clock
+
+    def attribute(self, writes: pa.Table, now_ms: int) -> AttributionResult:
+        """The join over ``writes`` with everything it reads from the lake for their days (the
+        pipeline and ``rules replay`` both attribute through here)."""
+        days = sorted({int(d) for d in np.unique(epoch_ms(writes.column("event_time")) // DAY_MS)})
+        sessions, source = self.session_window(days)
+        return attribute(writes, sessions, self.logon_window(days), self.config, self.coverage(), now_ms,
+                         known_session=self.known_sessions, session_source=source,
+                         live_fresh=self.live_fresh(days), credential_uses=self.credential_uses(days))
 
     def session_window(self, days: list[int]) -> tuple[pa.Table, pa.Array]:
         """Sessions that could explain writes on ``days``: reports of day-1 .. day+max duration,

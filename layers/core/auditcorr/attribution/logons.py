@@ -20,6 +20,13 @@ from ..arrow import epoch_ms
 from ..config import Config
 from ..schemas import TS
 
+
+def same_account(logon_account: str | None, session_account: str | None) -> bool:
+    """May a logon of ``logon_account`` have opened a session of ``session_account``?  Yes in the same
+    account, and when either is unknown (rows written before scopes)."""
+    return session_account is None or logon_account is None or logon_account == session_account
+
+
 _Logons = tuple[list[int], list[str], list[str | None]]  # times (sorted), event ids, source ips
 
 
@@ -45,7 +52,7 @@ class _LogonIndex:
     def of(self, account: str | None, user: str) -> _Logons:
         key = (account, user)
         if key not in self._cache:
-            rows = [r for r in self._rows.get(user, ()) if account is None or r[3] is None or r[3] == account]
+            rows = [r for r in self._rows.get(user, ()) if same_account(r[3], account)]
             self._cache[key] = ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
         return self._cache[key]
 

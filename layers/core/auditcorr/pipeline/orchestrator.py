@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import logon_check, rules
-from ..attribution import DAY_MS, PENDING, attribute
+from ..attribution import DAY_MS, PENDING
 from ..attribution.inputs import AttributionInputs
 from ..attribution.scope import UNKNOWN, Scopes
 from ..completeness import Completeness, account_clocks, newest_per_scope
@@ -38,7 +38,6 @@ from ..ingest.usage import parse_usage_report
 from ..integrity import hash_gzip_stream, metadata_from_head_object
 from ..integrity.stage import IntegrityStage, KeyFetcher, update_activity
 from ..lake import SORT_KEYS, Lake, input_id
-from ..rules import scope as scope_rules
 from ..schemas import conform
 from ..timeparse import day_number, day_string, dt_column
 from .alert_merge import AlertMerge
@@ -68,17 +67,6 @@ def report_bucket_scope(source: str, scopes: Scopes) -> str | None:
     if not m:
         return None
     return scopes.scope_key(m.group(2), m.group(1))[0]
-
-
-def with_alert_scope(raised: pa.Table, activity: pa.Table) -> pa.Table:
-    """The write alerts' ``account_id`` and ``region``: those of the write they are about."""
-    if raised.num_rows == 0:
-        return conform(raised, rules.ALERT_IN)
-    pos = pc.index_in(raised.column("event_id"), value_set=activity.column("event_id"))
-    for name in ("account_id", "region"):
-        raised = raised.set_column(raised.schema.get_field_index(name), name,
-                                   activity.column(name).combine_chunks().take(pos))
-    return conform(raised, rules.ALERT_IN)
 
 
 class Pipeline:
@@ -279,12 +267,7 @@ class Pipeline:
                              whole_days: bool, replace_files: list[str] | None = None,
                              log_integrity: str | None = None) -> None:
         now = self.clock()
-        days = sorted({int(d) for d in np.unique(
-            writes.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False) // DAY_MS)})
-        sessions, source = self.inputs.session_window(days)
-        res = attribute(writes, sessions, self.inputs.logon_window(days), self.config, self.inputs.coverage(), now,
-                        known_session=self.inputs.known_sessions, session_source=source,
-                        live_fresh=self.inputs.live_fresh(days), credential_uses=self.inputs.credential_uses(days))
+        res = self.inputs.attribute(writes, now)
         act = res.activity
         if replace_files:
             act = carry_previous(act, self.lake.read("attributed_activity", files=replace_files))
@@ -293,14 +276,8 @@ class Pipeline:
         written = self.lake.write_partitioned("attributed_activity", name, act, dts)
         if replace_files:
             self.lake.delete([f for f in replace_files if f not in written])
-        raised = pa.concat_tables([
-            with_alert_scope(rules.write_alerts(res, self.config), act),
-            scope_rules.via_service_alerts(res, self.config),
-            scope_rules.report_missing_alerts(res, self.config)])
-        scope = pa.concat_arrays([act.column("event_id").combine_chunks().cast(pa.string()),
-                                  pa.array(scope_rules.report_subjects(res), pa.string())])
-        self.alerts.merge(raised, scope, list(rules.WRITE_RULES) + list(scope_rules.RULES), dts, name, now,
-                          summary, whole_days=whole_days)
+        raised, subjects, covered = rules.attribution_signals(res, self.config)
+        self.alerts.merge(raised, subjects, covered, dts, name, now, summary, whole_days=whole_days)
         for dt in pc.unique(dts).to_pylist():
             self.maybe_compact("attributed_activity", dt)
 

@@ -14,6 +14,11 @@ The signal life cycle (``reconcile``) is in ``lifecycle.py``.
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..attribution import AttributionResult
+from ..config import Config
 from . import logons, scope, writes
 from .base import ALERT_IN, ALERTS, CLOSED, OPEN, TS, Rule, RuleInfo, alert_id, conform
 from .lifecycle import reconcile
@@ -31,10 +36,35 @@ LOGON_RULES: tuple[str, ...] = logons.RULE_IDS
 _ALERT_IN = ALERT_IN
 
 
+def with_alert_scope(raised: pa.Table, activity: pa.Table) -> pa.Table:
+    """Per-write signals with the ``account_id`` and ``region`` of the write they are about (ALERT_IN)."""
+    if raised.num_rows == 0:
+        return conform(raised, ALERT_IN)
+    pos = pc.index_in(raised.column("event_id"), value_set=activity.column("event_id"))
+    for name in ("account_id", "region"):
+        raised = raised.set_column(raised.schema.get_field_index(name), name,
+                                   activity.column(name).combine_chunks().take(pos))
+    return conform(raised, ALERT_IN)
+
+
+def attribution_signals(res: AttributionResult, config: Config) -> tuple[pa.Table, pa.Array, list[str]]:
+    """Every signal an attribution result raises (the write rules' and the organisation's, ALERT_IN),
+    the subjects they were decided for (the writes, and their scopes' report days) and the rules
+    they cover: what ``reconcile`` needs.  The pipeline and ``rules replay`` both use this."""
+    act = res.activity
+    raised = pa.concat_tables([
+        with_alert_scope(pa.concat_tables([write_alerts(res, config), scope.via_service_alerts(res, config)]), act),
+        scope.report_missing_alerts(res, config)])
+    subjects = pa.concat_arrays([act.column("event_id").combine_chunks().cast(pa.string()),
+                                 pa.array(scope.report_subjects(res), pa.string())])
+    return raised, subjects, list(WRITE_RULES) + list(scope.RULES)
+
+
 def default_severity() -> dict[str, str]:
     """Every rule's default severity (``[alerts.severity]`` overrides it)."""
     return {r.id: r.severity for r in RULES.values()}
 
 
 __all__ = ["ALERTS", "ALERT_IN", "CLOSED", "FAMILIES", "LOGON_RULES", "OPEN", "RULES", "TS", "WRITE_RULES", "Rule",
-           "RuleInfo", "alert_id", "conform", "default_severity", "reconcile", "write_alerts"]
+           "RuleInfo", "alert_id", "attribution_signals", "conform", "default_severity", "reconcile",
+           "with_alert_scope", "write_alerts"]

@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..attribution import match_logons
+from ..attribution.logons import same_account
 from ..config import Config
 from ..schemas import ALERTS, TS, conform
 from .base import ALERT_IN, OPEN, Rule, alert_id
@@ -161,13 +162,13 @@ def logon_user_mismatch(srows: list[dict[str, Any]], good: pa.Table, config: Con
         account = r.get("aws_account_id")
         key = roles.get(r.get("stack_name") or "")
         if (account, key) not in indexes:
-            indexes[(account, key)] = _LogonIndex([x for x in stack_logons if _in_account(x, account)
+            indexes[(account, key)] = _LogonIndex([x for x in stack_logons if same_account(x["account_id"], account)
                                                    and (key is None or x["role_arn"] in key)])
         idx = indexes[(account, key)]
         if account not in own_logons:  # the own user's logons: any successful logon event counts
             by_user: dict[str, list[int]] = {}
             for x in all_rows:
-                if _in_account(x, account):
+                if same_account(x["account_id"], account):
                     by_user.setdefault(x["user_name"], []).append(x["t"])
             own_logons[account] = {u: sorted(v) for u, v in by_user.items()}
         own = own_logons[account]
@@ -207,10 +208,6 @@ def logon_user_mismatch(srows: list[dict[str, Any]], good: pa.Table, config: Con
             "logon_source_ip": other["source_ip"] or "-",
         }, principal_arn=other["assumed_role_arn"] or other["principal_arn"]))
     return out
-
-
-def _in_account(logon: dict[str, Any], account: str | None) -> bool:
-    return account is None or logon["account_id"] is None or logon["account_id"] == account
 
 
 def _row(rule: str, r: dict[str, Any], config: Config, extra: dict[str, str],

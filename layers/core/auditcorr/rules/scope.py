@@ -28,7 +28,7 @@ from ..attribution import DAY_MS, EXTERNAL, AttributionResult
 from ..config import Config
 from ..timeparse import day_string
 from .base import ALERT_IN, ALERTS, OPEN, Rule, alert_id, conform
-from .writes import WriteFacts
+from .writes import WriteFacts, write_alerts
 
 #: a ``sourceIPAddress`` that names an AWS service rather than an address
 SERVICE_SOURCE = r"^(?:[a-z0-9-]+\.)+amazonaws\.com$|^AWS Internal$"
@@ -72,6 +72,7 @@ DEFINITIONS: tuple[Rule, ...] = (
 RULE_IDS: tuple[str, ...] = tuple(r.id for r in DEFINITIONS)
 RULES = RULE_IDS
 TITLES = {r.id: r.title for r in DEFINITIONS}
+TITLES_SEVERITY = {r.id: r.severity for r in DEFINITIONS}
 
 
 def report_subject(scope: str, day: int) -> str:
@@ -79,28 +80,8 @@ def report_subject(scope: str, day: int) -> str:
 
 
 def via_service_alerts(res: AttributionResult, config: Config) -> pa.Table:
-    rule = "fleet_credentials_via_service"
-    act = res.activity
-    if act.num_rows == 0 or not config.rule_enabled(rule):
-        return ALERT_IN.empty_table()
-    mask = fleet_credentials_via_service(WriteFacts(res, config))
-    if not mask.any():
-        return ALERT_IN.empty_table()
-    sub = act.filter(pa.array(mask))
-    rows = []
-    for r in sub.select(["event_id", "event_time", "event_name", "source_ip", "bucket", "key", "principal_arn",
-                         "account_id", "region"]).to_pylist():
-        rows.append({
-            "alert_id": alert_id(rule, r["event_id"]), "rule": rule,
-            "severity": config.severity.get(rule, "HIGH"), "status": OPEN,
-            "event_id": r["event_id"], "event_time": r["event_time"], "source_ip": r["source_ip"],
-            "bucket": r["bucket"], "key": r["key"], "principal_arn": r["principal_arn"],
-            "account_id": r["account_id"], "region": r["region"], "title": TITLES[rule],
-            "description": (f"{r['event_name']} s3://{r['bucket']}/{r['key']} by {r['principal_arn']} came from "
-                            f"'{r['source_ip']}', a service and not an address, and no service claims the call "
-                            "(no invokedBy): fleet instance credentials used outside the fleet through a service."),
-        })
-    return conform(pa.Table.from_pylist(rows, schema=ALERT_IN), ALERT_IN)
+    """``fleet_credentials_via_service`` signals: one per write, like the write rules' (ALERTS schema)."""
+    return write_alerts(res, config, tuple(r for r in DEFINITIONS if r.id == "fleet_credentials_via_service"))
 
 
 def report_missing_alerts(res: AttributionResult, config: Config) -> pa.Table:
@@ -127,7 +108,7 @@ def report_missing_alerts(res: AttributionResult, config: Config) -> pa.Table:
         subject = report_subject(scope, day)
         rows.append({
             "alert_id": alert_id(rule, subject), "rule": rule,
-            "severity": config.severity.get(rule, "MEDIUM"), "status": OPEN, "event_id": subject,
+            "severity": config.severity.get(rule, TITLES_SEVERITY[rule]), "status": OPEN, "event_id": subject,
             "event_time": int(day) * DAY_MS, "account_id": account, "region": region, "title": TITLES[rule],
             "description": (f"No AppStream sessions report for {day_string(day)} in account {account} "
                             f"({scope.split('|', 1)[1]}), although later reports and CloudTrail have arrived: "

@@ -136,13 +136,15 @@ _FIELDS = ["event_id", "event_time", "event_name", "source_ip", "bucket", "key",
            "session_id", "claimed_session_id"]
 
 
-def write_alerts(res: AttributionResult, config: Config) -> pa.Table:
-    """Signals raised by attributed activity rows (ALERTS schema, status open)."""
+def write_alerts(res: AttributionResult, config: Config,
+                 definitions: tuple[Rule, ...] | None = None) -> pa.Table:
+    """Signals raised by attributed activity rows (ALERTS schema, status open): one per write a rule
+    of ``definitions`` (default: this family's) holds for."""
     if res.activity.num_rows == 0:
         return ALERTS.empty_table()
     facts = WriteFacts(res, config)
     parts = []
-    for rule in DEFINITIONS:
+    for rule in DEFINITIONS if definitions is None else definitions:
         if not config.rule_enabled(rule.id):
             continue
         assert rule.predicate is not None
