@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -230,48 +231,67 @@ def claims_known_elsewhere(claims: pa.Array, in_fleet: np.ndarray, cand: Candida
     return unresolved & hit.to_numpy(zero_copy_only=False)
 
 
-def place_service_calls(writes: pa.Table, service: np.ndarray, ips: pa.Array, ip_code: np.ndarray,
-                        in_fleet: np.ndarray, via_nat: np.ndarray, scopes: Scopes, scope_keys: pa.Array,
-                        scope_code: np.ndarray, event_ms: np.ndarray, uses: pa.Table | None,
-                        config: Config) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+class Origins(NamedTuple):
+    """Where rows of calls (S3_WRITES-shaped) came from: their normalised addresses and scopes."""
+
+    ips: pa.Array  # distinct normalised addresses
+    ip_code: np.ndarray  # per row: index into ``ips``, -1 when the source is not an address
+    accounts: pa.Array  # per row: the account whose network the address belongs to
+    regions: pa.Array
+    scope_keys: pa.Array  # distinct ``<account>|<region>``
+    scope_code: np.ndarray  # per row: index into ``scope_keys`` (-1: no scope)
+    in_fleet: np.ndarray  # per row: the address is in its scope's fleet subnets
+    via_nat: np.ndarray  # per row: ... in its scope's NAT egress
+
+
+def origins(rows: pa.Table, scopes: Scopes) -> Origins:
+    """The first step for writes (and for the calls that place a service's writes)."""
+    if rows.num_rows == 0:
+        empty = pa.array([], pa.string())
+        none = np.zeros(0, dtype=bool)
+        return Origins(empty, np.zeros(0, np.int64), empty, empty, empty, np.zeros(0, np.int64), none, none)
+    ips, ip_code = normalise_ips(one_array(rows.column("source_ip")))
+    accounts = scopes.write_accounts(rows)
+    regions = one_array(rows.column("aws_region")).cast(pa.string())
+    scope_keys, scope_code, group = scopes.keys(accounts, regions)
+    in_fleet, via_nat = fleet_membership(scopes, group, ips, ip_code)
+    return Origins(ips, ip_code, accounts, regions, scope_keys, scope_code, in_fleet, via_nat)
+
+
+def place_service_calls(writes: pa.Table, w: Origins, service: np.ndarray, event_ms: np.ndarray, scopes: Scopes,
+                        uses: pa.Table | None, config: Config) -> tuple[Origins, np.ndarray]:
     """Writes a service made with the principal's credentials (``service``) placed at the fleet
     address the same access key was used from (:func:`~.addresses.through_credentials`): by the
     writes themselves or by ``uses``, the calls that started the service's work (Athena's
-    ``StartQueryExecution`` from the session's instance).  Returns (addresses, per write its address
-    code, in the fleet, via NAT, placed); a placed write is a fleet write from then on."""
+    ``StartQueryExecution`` from the session's instance).  Returns the writes' origins with the
+    placed ones moved there (a fleet write from then on; the addresses may grow), and which were."""
     n = len(service)
-    placed = np.zeros(n, dtype=bool)
     if not service.any():
-        return ips, ip_code, in_fleet, via_nat, placed
+        return w, np.zeros(n, dtype=bool)
     keys = one_array(writes.column("access_key_id"))
-    all_ips, all_code, all_fleet, all_scope, all_ms = ips, ip_code, in_fleet, scope_code, event_ms
+    ips, all_code, all_fleet, all_scope, all_ms = w.ips, w.ip_code, w.in_fleet, w.scope_code, event_ms
     uses = in_scope(conform(uses, S3_WRITES), config) if uses is not None and uses.num_rows else None
     if uses is not None and uses.num_rows:
-        m = uses.num_rows
-        u_ips, u_code = normalise_ips(one_array(uses.column("source_ip")))
-        u_keys, u_scope, u_group = scopes.keys(scopes.write_accounts(uses),
-                                               one_array(uses.column("aws_region")).cast(pa.string()))
-        u_fleet, _ = fleet_membership(scopes, u_group, u_ips, u_code)
+        u = origins(uses, scopes)
         # the uses' scopes and addresses in the writes' numbering (new addresses appended)
-        u_scope = _renumber(u_scope, pc.index_in(u_keys, value_set=scope_keys))
-        extra = pc.filter(u_ips, pc.invert(pc.is_in(u_ips, value_set=ips)))
-        all_ips = pa.concat_arrays([ips, extra.cast(ips.type)]) if len(extra) else ips
-        u_code = _renumber(u_code, pc.index_in(u_ips, value_set=all_ips))
+        u_scope = _renumber(u.scope_code, pc.index_in(u.scope_keys, value_set=w.scope_keys))
+        extra = pc.filter(u.ips, pc.invert(pc.is_in(u.ips, value_set=w.ips)))
+        ips = pa.concat_arrays([w.ips, extra.cast(w.ips.type)]) if len(extra) else w.ips
         keys = pa.concat_arrays([keys, one_array(uses.column("access_key_id")).cast(pa.string())])
-        all_code = np.concatenate([ip_code, u_code])
-        all_fleet = np.concatenate([in_fleet, u_fleet & (u_scope >= 0)])
-        all_scope = np.concatenate([scope_code, u_scope])
+        all_code = np.concatenate([w.ip_code, _renumber(u.ip_code, pc.index_in(u.ips, value_set=ips))])
+        all_fleet = np.concatenate([w.in_fleet, u.in_fleet & (u_scope >= 0)])
+        all_scope = np.concatenate([w.scope_code, u_scope])
         all_ms = np.concatenate([event_ms, epoch_ms(uses.column("event_time"))])
-        service = np.concatenate([service, np.zeros(m, dtype=bool)])
+        service = np.concatenate([service, np.zeros(uses.num_rows, dtype=bool)])
     placed_from = through_credentials(service, all_fleet, keys, all_scope, all_ms,
                                       int(config.max_session_hours * 3_600_000))[:n]
     placed = placed_from >= 0
     if not placed.any():
-        return ips, ip_code, in_fleet, via_nat, placed
-    ip_code, in_fleet, via_nat = ip_code.copy(), in_fleet.copy(), via_nat.copy()
+        return w, placed
+    ip_code, in_fleet, via_nat = w.ip_code.copy(), w.in_fleet.copy(), w.via_nat.copy()
     ip_code[placed] = all_code[placed_from[placed]]
     in_fleet[placed], via_nat[placed] = True, False
-    return all_ips, ip_code, in_fleet, via_nat, placed
+    return w._replace(ips=ips, ip_code=ip_code, in_fleet=in_fleet, via_nat=via_nat), placed
 
 
 def _renumber(code: np.ndarray, new_of_old: pa.Array) -> np.ndarray:
@@ -318,21 +338,15 @@ def attribute(writes: pa.Table, sessions: pa.Table, logons: pa.Table, config: Co
     """
     writes = in_scope(writes, config)
     n = writes.num_rows
-    source = one_array(writes.column("source_ip")) if n else pa.array([], pa.string())
-    ips, ip_code = normalise_ips(source) if n else (pa.array([], pa.string()), np.zeros(0, np.int64))
     scopes = Scopes(config)
-    accounts = scopes.write_accounts(writes)
-    regions = one_array(writes.column("aws_region")).cast(pa.string()) if n else pa.array([], pa.string())
-    scope_keys, scope_code, group = scopes.keys(accounts, regions)
-    in_fleet, via_nat = fleet_membership(scopes, group, ips, ip_code)
     event_ms = epoch_ms(writes.column("event_time")) if n else np.zeros(0, np.int64)
     invoked_by = writes.column("invoked_by").is_valid().to_numpy(zero_copy_only=False) \
         if n and "invoked_by" in writes.column_names else np.zeros(n, dtype=bool)
+    found = origins(writes, scopes)
     # a service's call with the principal's credentials is placed where those credentials were used
-    service = (ip_code < 0) & invoked_by
-    ips, ip_code, in_fleet, via_nat, placed = place_service_calls(
-        writes, service, ips, ip_code, in_fleet, via_nat, scopes, scope_keys, scope_code, event_ms,
-        credential_uses, config)
+    service = (found.ip_code < 0) & invoked_by
+    found, placed = place_service_calls(writes, found, service, event_ms, scopes, credential_uses, config)
+    ips, ip_code, accounts, regions, scope_keys, scope_code, in_fleet, via_nat = found
     claims = extract_claims(writes, config, logons)
     if sessions.num_rows and "session_source" not in sessions.column_names:
         labels = session_source if session_source is not None else pa.array(["report"] * sessions.num_rows)
